@@ -1,0 +1,155 @@
+"""The generator contract: typed inputs, `generate`, `estimate_cost`, availability, and the result."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from .artifacts import AnyArtifact, Artifact
+from .errors import InputValidationError
+
+if TYPE_CHECKING:
+    from .context import GeneratorContext
+
+_ARTIFACT = TypeAdapter(AnyArtifact)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """An API key a generator needs: the env var to read and where a person gets one."""
+
+    env_var: str
+    provider: str
+    signup_url: str
+    block_type: str | None = None
+
+    def is_set(self) -> bool:
+        return bool(os.environ.get(self.env_var)) or bool(os.environ.get(f"{self.env_var}_BLOCK"))
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+    fix: str = ""
+
+
+class GeneratorResult(BaseModel):
+    """What one generator run produced: outputs as JSON (artifacts by reference, never bytes) and cost."""
+
+    generator: str
+    version: str
+    outputs: dict[str, Any]
+    estimated_cost_usd: Decimal
+    actual_cost_usd: Decimal | None = None
+    compute_seconds: float = 0.0
+    external_job_ids: list[str] = []
+
+    @property
+    def cost_usd(self) -> Decimal:
+        """The actual cost where the provider reported one, else the estimate."""
+        return self.actual_cost_usd if self.actual_cost_usd is not None else self.estimated_cost_usd
+
+    def artifacts(self) -> list[Artifact]:
+        """Every artifact in the outputs, in field order (lists flattened)."""
+        found: list[Artifact] = []
+        for value in self.outputs.values():
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict) and "kind" in item and "sha256" in item:
+                    found.append(_ARTIFACT.validate_python(item))
+        return found
+
+    @property
+    def primary(self) -> Artifact:
+        arts = self.artifacts()
+        if not arts:
+            raise LookupError(f"{self.generator} produced no artifact")
+        return arts[0]
+
+
+class BaseGenerator(ABC):
+    """Subclass this, set the class attributes, and implement the four methods.
+
+    Generators know nothing of Prefect: orchestration wraps them from the outside.
+    """
+
+    name: ClassVar[str]  # stable id, provider/model style: "local/ken-burns", "fal/flux-dev"
+    artifact_type: ClassVar[str]  # image | video | audio | text | lora
+    description: ClassVar[str]
+    version: ClassVar[str] = "1"  # bump to invalidate cached results
+    provider: ClassVar[str] = "local"
+    credentials: ClassVar[tuple[Credential, ...]] = ()
+    requires_modules: ClassVar[tuple[str, ...]] = ()  # optional imports; missing → unavailable
+    cost_model: ClassVar[str] = "free (runs locally)"
+
+    @abstractmethod
+    def get_input_schema(self) -> type[BaseModel]: ...
+
+    @abstractmethod
+    def get_output_schema(self) -> type[BaseModel]: ...
+
+    @abstractmethod
+    async def generate(self, inputs: Any, context: GeneratorContext) -> BaseModel: ...
+
+    async def estimate_cost(self, inputs: Any) -> Decimal:
+        return Decimal("0")
+
+    def availability(self) -> Availability:
+        for module in self.requires_modules:
+            if importlib.util.find_spec(module) is None:
+                return Availability(False, f"Python package {module!r} is not installed.",
+                                    f"pip install {module}")
+        for cred in self.credentials:
+            if not cred.is_set():
+                block = f" or save a {cred.block_type} block" if cred.block_type else ""
+                return Availability(False, f"{cred.env_var} is not set.",
+                                    f"Set {cred.env_var}{block}; get a key at {cred.signup_url}")
+        return Availability(True)
+
+    def parse_inputs(self, raw: BaseModel | dict[str, Any], *, where: str = "") -> BaseModel:
+        """Validate raw inputs against the input schema; errors list every bad field."""
+        schema = self.get_input_schema()
+        if isinstance(raw, schema):
+            return raw
+        data = raw.model_dump() if isinstance(raw, BaseModel) else raw
+        try:
+            return schema.model_validate(data)
+        except ValidationError as exc:
+            raise InputValidationError.from_pydantic(self.name, exc, where=where) from exc
+
+    async def run(self, raw_inputs: BaseModel | dict[str, Any], context: GeneratorContext) -> GeneratorResult:
+        """Validate, estimate, generate, and wrap the outputs with cost and timing."""
+        inputs = self.parse_inputs(raw_inputs)
+        estimate = await self.estimate_cost(inputs)
+        context.bind(generator=self.name, input_artifacts=collect_artifacts(inputs))
+        started = time.perf_counter()
+        output = await self.generate(inputs, context)
+        elapsed = time.perf_counter() - started
+        checked = self.get_output_schema().model_validate(output.model_dump())
+        return GeneratorResult(
+            generator=self.name,
+            version=self.version,
+            outputs=checked.model_dump(mode="json"),
+            estimated_cost_usd=estimate,
+            actual_cost_usd=context.actual_cost_usd,
+            compute_seconds=context.compute_seconds if context.compute_seconds is not None else elapsed,
+            external_job_ids=list(context.external_job_ids),
+        )
+
+
+def collect_artifacts(model: BaseModel) -> list[Artifact]:
+    """Every artifact in a model's fields (single, optional and list fields)."""
+    found: list[Artifact] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, Artifact):
+                found.append(item)
+    return found

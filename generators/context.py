@@ -1,0 +1,239 @@
+"""GeneratorContext: what a running generator may do — resolve inputs, store outputs, report progress."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import unquote, urlparse
+
+from .artifacts import (ARTIFACT_CLASSES, Artifact, AudioArtifact, ImageArtifact, TextArtifact,
+                        VideoArtifact)
+from .errors import ArtifactDecodeError, StorageError, UnsafeURLError
+from .fetch import FetchPolicy, download
+from .media import probe
+from .storage import ArtifactStore, open_store, sidecar_key
+
+log = logging.getLogger("boardflow")
+A = TypeVar("A", bound=Artifact)
+ProgressFn = Callable[[float, str], None]
+Source = Path | str | bytes
+
+_EXT = {"jpeg": "jpg", "safetensors": "safetensors"}
+
+
+class GeneratorContext:
+    """One generator run's view of the world. Use as `async with GeneratorContext(...) as ctx:`.
+
+    Temporary files live in one folder that is removed when the context closes, on error too.
+    """
+
+    def __init__(
+        self,
+        store: ArtifactStore | None = None,
+        *,
+        run_id: str | None = None,
+        step: str | None = None,
+        cache_key: str | None = None,
+        progress: ProgressFn | None = None,
+        fetch_policy: FetchPolicy | None = None,
+    ) -> None:
+        self.store = store or open_store()
+        self.run_id = run_id
+        self.step = step
+        self.cache_key = cache_key
+        self.fetch_policy = fetch_policy or FetchPolicy.from_settings()
+        self._progress = progress
+        self.generator: str | None = None
+        self.input_artifacts: list[Artifact] = []
+        self.external_job_ids: list[str] = []
+        self.actual_cost_usd: Decimal | None = None
+        self.compute_seconds: float | None = None
+        self.last_progress: tuple[float, str] = (0.0, "")
+        self._tmpdir: Path | None = None
+        self._resolved: dict[str, Path] = {}
+        self._counter = 0
+
+    async def __aenter__(self) -> GeneratorContext:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+        self._resolved.clear()
+
+    def bind(self, *, generator: str, input_artifacts: list[Artifact]) -> None:
+        self.generator = generator
+        self.input_artifacts = input_artifacts
+
+    # -- scratch space -------------------------------------------------------------------------
+    def temp_path(self, suffix: str = "") -> Path:
+        """A fresh path inside this context's scratch folder (removed on close)."""
+        if self._tmpdir is None:
+            self._tmpdir = Path(tempfile.mkdtemp(prefix="boardflow-"))
+        self._counter += 1
+        return self._tmpdir / f"{self._counter:04d}{suffix}"
+
+    # -- progress, jobs, cost ------------------------------------------------------------------
+    def publish_progress(self, fraction: float, message: str = "") -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        self.last_progress = (fraction, message)
+        if self._progress:
+            self._progress(fraction, message)
+
+    async def set_external_job_id(self, job_id: str, **details: str) -> None:
+        """Record a provider job id *before* waiting on it, so a retry or re-run rejoins the job."""
+        self.external_job_ids.append(job_id)
+        if self.cache_key:
+            entry = {"job_id": job_id, "generator": self.generator, "run_id": self.run_id,
+                     "submitted_at": _now(), **details}
+            await self.store.write_json(f"journal/{self.cache_key}.json", entry)
+
+    async def previous_job(self) -> dict | None:
+        """The job an earlier attempt of this same step submitted, if any."""
+        if not self.cache_key:
+            return None
+        return await self.store.read_json(f"journal/{self.cache_key}.json")
+
+    async def clear_job(self) -> None:
+        if self.cache_key:
+            await self.store.delete(f"journal/{self.cache_key}.json")
+
+    def record_cost(self, usd: Decimal) -> None:
+        """The actual cost the provider reported for this run."""
+        self.actual_cost_usd = (self.actual_cost_usd or Decimal(0)) + Decimal(usd)
+
+    def record_compute_seconds(self, seconds: float) -> None:
+        self.compute_seconds = (self.compute_seconds or 0.0) + seconds
+
+    # -- resolving inputs ----------------------------------------------------------------------
+    async def resolve_artifact(self, artifact: Artifact) -> Path:
+        """A local path holding the artifact's bytes (streamed in if remote, checked against sha256)."""
+        if artifact.sha256 in self._resolved:
+            return self._resolved[artifact.sha256]
+        path = await self._resolve(artifact)
+        self._resolved[artifact.sha256] = path
+        return path
+
+    async def _resolve(self, artifact: Artifact) -> Path:
+        url = artifact.storage_url
+        scheme = urlparse(url).scheme
+        key = self.store.key_for(url)
+        if key is not None:
+            local = self.store.local_path(key)
+            if local is not None:
+                if not local.exists():
+                    raise StorageError(f"Artifact {artifact.short} is missing from the store ({local}).",
+                                       hint="Re-run the step that made it (use --refresh).")
+                return local
+            dest = self.temp_path(Path(key).suffix)
+            await self.store.get_to_path(key, dest)
+            return dest
+        if scheme == "s3":
+            parsed = urlparse(url)
+            other = open_store(f"s3://{parsed.netloc}")
+            dest = self.temp_path(Path(parsed.path).suffix)
+            await other.get_to_path(parsed.path.lstrip("/"), dest)
+            return dest
+        if scheme in ("http", "https"):
+            dest = self.temp_path(Path(urlparse(url).path).suffix)
+            sha, _ = await download(url, dest, self.fetch_policy)
+            if sha != artifact.sha256:
+                raise StorageError(f"{url} does not hold artifact {artifact.short}: its bytes hash to {sha[:12]}.",
+                                   hint="The file at that URL changed; re-run the step that made it.")
+            return dest
+        if scheme == "file":
+            raise UnsafeURLError(f"Refusing {url!r}: file URLs are resolved only inside the artifact store "
+                                 f"({self.store.root_url}).", hint="Import the file first with `boardflow import`.")
+        raise UnsafeURLError(f"Refusing {url!r}: unsupported URL scheme {scheme!r}.",
+                             hint="Artifacts live in the store, on S3, or at an http(s) URL.")
+
+    # -- storing outputs -----------------------------------------------------------------------
+    async def store_image_result(self, source: Source, *, format: str | None = None,
+                                 parents: list[str] | None = None) -> ImageArtifact:
+        return await self._store(ImageArtifact, source, format, parents)
+
+    async def store_video_result(self, source: Source, *, format: str | None = None,
+                                 parents: list[str] | None = None) -> VideoArtifact:
+        return await self._store(VideoArtifact, source, format, parents)
+
+    async def store_audio_result(self, source: Source, *, format: str | None = None,
+                                 parents: list[str] | None = None) -> AudioArtifact:
+        return await self._store(AudioArtifact, source, format, parents)
+
+    async def store_text_result(self, content: str, *, parents: list[str] | None = None) -> TextArtifact:
+        return await self._store(TextArtifact, content.encode("utf-8"), "txt", parents, content=content)
+
+    async def store_artifact(self, kind: str, source: Source, **kw) -> Artifact:
+        """Store by kind name ("image", "video"…), for code that handles any kind."""
+        return await self._store(ARTIFACT_CLASSES[kind], source, kw.get("format"), kw.get("parents"))
+
+    async def _store(self, cls: type[A], source: Source, declared: str | None, parents: list[str] | None,
+                     **extra) -> A:
+        path = await self._materialize(source)
+        info = probe(path, cls.artifact_type)
+        if declared and _norm(declared) != _norm(info.format):
+            raise ArtifactDecodeError(f"Declared format {declared!r} but the bytes are {info.format!r}.",
+                                      hint="Drop the format argument or fix the file.")
+        stored = await self.store.put_file(path, _EXT.get(info.format, info.format))
+        parent_ids = tuple(parents if parents is not None else dict.fromkeys(a.sha256 for a in self.input_artifacts))
+        artifact = cls(sha256=stored.sha256, storage_url=stored.url, size_bytes=stored.size_bytes,
+                       parents=parent_ids, generator=self.generator, **info.artifact_fields(), **extra)
+        await self._write_sidecar(artifact, stored.key)
+        return artifact
+
+    async def _materialize(self, source: Source) -> Path:
+        if isinstance(source, bytes):
+            path = self.temp_path()
+            path.write_bytes(source)
+            return path
+        if isinstance(source, Path):
+            return source
+        parsed = urlparse(source)
+        if parsed.scheme in ("http", "https"):
+            dest = self.temp_path(Path(parsed.path).suffix)
+            await download(source, dest, self.fetch_policy)
+            return dest
+        if parsed.scheme in ("", "file"):
+            return Path(unquote(parsed.path) if parsed.scheme else source)
+        key = self.store.key_for(source)
+        if key is None:
+            raise UnsafeURLError(f"Cannot store from {source!r}: unsupported URL.")
+        dest = self.temp_path(Path(key).suffix)
+        await self.store.get_to_path(key, dest)
+        return dest
+
+    async def _write_sidecar(self, artifact: Artifact, key: str) -> None:
+        skey = sidecar_key(artifact.sha256)
+        meta = await self.store.read_json(skey) or {}
+        runs = meta.get("runs", [])
+        if self.run_id and self.run_id not in runs:
+            runs.append(self.run_id)
+        fields = artifact.model_dump(mode="json", exclude={"storage_url"})
+        made_by = meta.get("made_by", [])
+        entry = {"generator": self.generator, "input_digest": self.cache_key, "parents": list(artifact.parents),
+                 "step": self.step}
+        if entry not in made_by:
+            made_by.append(entry)
+        await self.store.write_json(skey, {
+            **fields, "type": artifact.artifact_type, "key": key, "made_by": made_by, "runs": runs,
+            "created": meta.get("created") or _now(),
+        })
+
+
+def _norm(fmt: str) -> str:
+    fmt = fmt.lower().lstrip(".")
+    return {"jpg": "jpeg", "tif": "tiff", "m4a": "mp4", "mov": "mp4", "oga": "ogg", "opus": "ogg"}.get(fmt, fmt)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,190 @@
+"""The one error hierarchy of boardflow; every message says what happened and what to do.
+
+    BoardflowError
+    ├── ConfigurationError            something to set up (a key, a dependency, a config file)
+    │   └── MissingCredentialError    an API key is not set; names the env var and where to get one
+    ├── GeneratorNotFoundError        unknown generator id; lists close matches
+    ├── InputError                    the caller's input is wrong; never retried
+    │   ├── InputValidationError      inputs fail a generator's schema; lists every field and why
+    │   ├── UnsafeURLError            a URL that resolution refuses (SSRF guard, scheme, size cap)
+    │   └── ArtifactDecodeError       a file that does not decode or is not the declared type
+    ├── ProviderError                 a provider answered with an error (status_code, body)
+    │   ├── ProviderAuthError         401/403: the key is wrong or lacks permission
+    │   ├── InsufficientCreditError   402 or an out-of-credit answer
+    │   ├── ProviderInputError        400/422: the provider rejected the input
+    │   ├── RateLimitError            429, with retry_after seconds when the provider says
+    │   ├── TransientProviderError    5xx, timeouts, dropped connections
+    │   └── JobFailedError            the provider ran the job and it failed
+    ├── UnexpectedResponseError       a body that does not match the provider's documented shape
+    ├── MediaProcessingError          ffmpeg (or a decoder) failed; carries the command and stderr tail
+    ├── StorageError                  the artifact store could not read or write
+    └── BudgetExceededError           a plan or a run would cross max_cost_usd
+
+`retryable` on each class tells the orchestration layer whether a retry can help.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from decimal import Decimal
+
+
+class BoardflowError(Exception):
+    """Base of every error boardflow raises on purpose."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} {hint}" if hint else message)
+
+
+class ConfigurationError(BoardflowError):
+    """Something must be set up before this can run."""
+
+
+class MissingCredentialError(ConfigurationError):
+    def __init__(self, env_var: str, *, provider: str, signup_url: str, block_type: str | None = None):
+        self.env_var = env_var
+        self.provider = provider
+        self.signup_url = signup_url
+        where = f" or save a `{block_type}` block and set {env_var}_BLOCK to its name" if block_type else ""
+        super().__init__(
+            f"{provider} needs an API key and {env_var} is not set.",
+            hint=f"Set the {env_var} environment variable{where}. Get a key at {signup_url}",
+        )
+
+
+class GeneratorNotFoundError(BoardflowError):
+    def __init__(self, name: str, close_matches: Sequence[str] = ()):
+        self.name = name
+        self.close_matches = list(close_matches)
+        hint = (
+            f"Did you mean: {', '.join(self.close_matches)}?"
+            if self.close_matches
+            else "Run `boardflow generators list` to see every generator id."
+        )
+        super().__init__(f"No generator is registered as {name!r}.", hint=hint)
+
+
+class InputError(BoardflowError):
+    """The input is wrong; retrying the same input cannot help."""
+
+
+class InputValidationError(InputError):
+    """Inputs that fail a generator's input schema; `problems` holds (field path, message) pairs."""
+
+    def __init__(self, generator: str, problems: Sequence[tuple[str, str]], *, where: str = ""):
+        self.generator = generator
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {field or '(inputs)'}: {msg}" for field, msg in self.problems)
+        prefix = f"{where}: " if where else ""
+        super().__init__(
+            f"{prefix}invalid inputs for {generator}:\n{lines}",
+            hint=f"See `boardflow generators show {generator}` for every field, its type and bounds.",
+        )
+
+    @classmethod
+    def from_pydantic(cls, generator: str, exc, *, where: str = "") -> InputValidationError:
+        problems = [(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
+        return cls(generator, problems, where=where)
+
+
+class UnsafeURLError(InputError):
+    pass
+
+
+class ArtifactDecodeError(InputError):
+    pass
+
+
+class ProviderError(BoardflowError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status_code: int | None = None,
+        body: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.status_code = status_code
+        self.body = body
+        status = f" (HTTP {status_code})" if status_code is not None else ""
+        super().__init__(f"{provider}{status}: {message}", hint=hint)
+
+
+class ProviderAuthError(ProviderError):
+    pass
+
+
+class InsufficientCreditError(ProviderError):
+    pass
+
+
+class ProviderInputError(ProviderError):
+    pass
+
+
+class RateLimitError(ProviderError):
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
+
+
+class TransientProviderError(ProviderError):
+    retryable = True
+
+
+class JobFailedError(ProviderError):
+    pass
+
+
+class UnexpectedResponseError(BoardflowError):
+    def __init__(self, message: str, *, provider: str, body: str):
+        self.provider = provider
+        self.body = body
+        super().__init__(
+            f"{provider}: {message}. Body: {body[:500]}",
+            hint="The provider's API may have changed; please report this with the body above.",
+        )
+
+
+class MediaProcessingError(BoardflowError):
+    def __init__(self, message: str, *, command: Sequence[str] = (), stderr_tail: str = ""):
+        self.command = list(command)
+        self.stderr_tail = stderr_tail
+        parts = [message]
+        if self.command:
+            parts.append(f"Command: {shlex.join(self.command)}")
+        if stderr_tail:
+            parts.append(f"ffmpeg said:\n{stderr_tail}")
+        super().__init__("\n".join(parts))
+
+
+class StorageError(BoardflowError):
+    pass
+
+
+class BudgetExceededError(BoardflowError):
+    def __init__(self, message: str, *, planned_usd: Decimal, cap_usd: Decimal):
+        self.planned_usd = planned_usd
+        self.cap_usd = cap_usd
+        super().__init__(
+            message,
+            hint=f"Raise max_cost_usd above {planned_usd} or reduce the work (fewer rows/steps, cheaper models).",
+        )
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for faults a retry can cure: rate limits, 5xx, timeouts, dropped connections."""
+    if isinstance(exc, BoardflowError):
+        return exc.retryable
+    import httpx  # local: errors.py stays importable without the HTTP stack loaded
+
+    return isinstance(exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError))

@@ -1,0 +1,145 @@
+"""Safe downloads: http(s) only, no private/loopback/metadata addresses (checked on every hop), size cap."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin, urlparse
+
+import httpx
+
+from .errors import InputError, TransientProviderError, UnsafeURLError
+from .settings import get_settings
+
+# Cloud metadata endpoints are refused even when their range is otherwise allowed.
+_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
+             ipaddress.ip_address("100.100.100.200")}
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """What resolution may download. `allowed_hosts` lifts the address check for named hosts only."""
+
+    allowed_hosts: frozenset[str] = frozenset()
+    max_bytes: int = 2 * 1024**3
+    max_redirects: int = 5
+    timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(60.0, connect=10.0))
+
+    @classmethod
+    def from_settings(cls) -> FetchPolicy:
+        s = get_settings()
+        return cls(allowed_hosts=frozenset(s.allowed_hosts), max_bytes=s.max_download_bytes)
+
+
+def _refused_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if ip in _METADATA:
+        return "a cloud metadata address"
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_private or ip.is_reserved or ip.is_unspecified or ip.is_multicast or not ip.is_global:
+        return "a private or reserved address"
+    return None
+
+
+async def check_url(url: str, policy: FetchPolicy) -> None:
+    """Refuse `url` unless it is http(s) to a public address (or an explicitly allowed host)."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https"):
+        raise UnsafeURLError(f"Refusing to fetch {url!r}: only http and https URLs may be downloaded.")
+    host = (parsed.hostname or "").lower()
+    if not host:
+        raise UnsafeURLError(f"Refusing to fetch {url!r}: it names no host.")
+    if host in policy.allowed_hosts:
+        return
+    try:
+        literal = ipaddress.ip_address(host)
+        addresses = [literal]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, parsed.port or 443, type=0)
+        except OSError as exc:
+            raise InputError(f"Cannot resolve host {host!r} of {url!r} ({exc}).") from exc
+        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    for ip in addresses:
+        if reason := _refused_ip(ip):
+            raise UnsafeURLError(
+                f"Refusing to fetch {url!r}: {host} resolves to {ip}, {reason}.",
+                hint=f"If you trust this host, add it to BOARDFLOW_ALLOWED_HOSTS (comma-separated).",
+            )
+
+
+def _check_peer(response: httpx.Response, url: str, policy: FetchPolicy) -> None:
+    """Check the address actually connected to, so DNS that changes between check and connect is caught."""
+    host = (urlparse(url).hostname or "").lower()
+    stream = response.extensions.get("network_stream")
+    peer = stream.get_extra_info("server_addr") if stream is not None else None
+    if host in policy.allowed_hosts or not peer:
+        return
+    if reason := _refused_ip(ipaddress.ip_address(peer[0].split("%")[0])):
+        raise UnsafeURLError(f"Refusing {url!r}: the connection went to {peer[0]}, {reason}.")
+
+
+async def download(url: str, dest: Path, policy: FetchPolicy, client: httpx.AsyncClient | None = None,
+                   headers: dict[str, str] | None = None) -> tuple[str, int]:
+    """Stream `url` into `dest` (atomically), following checked redirects; returns (sha256, size)."""
+    own = client is None
+    client = client or httpx.AsyncClient(timeout=policy.timeout)
+    try:
+        for _hop in range(policy.max_redirects + 1):
+            await check_url(url, policy)
+            async with client.stream("GET", url, follow_redirects=False, headers=headers) as response:
+                _check_peer(response, url, policy)
+                if response.is_redirect:
+                    url = urljoin(url, response.headers["location"])
+                    continue
+                _raise_for_status(response, url)
+                return await _save(response, url, dest, policy)
+        raise UnsafeURLError(f"Refusing {url!r}: more than {policy.max_redirects} redirects.")
+    finally:
+        if own:
+            await client.aclose()
+
+
+def _raise_for_status(response: httpx.Response, url: str) -> None:
+    if response.status_code >= 500 or response.status_code == 429:
+        raise TransientProviderError(f"download of {url} failed", provider=urlparse(url).hostname or "download",
+                                     status_code=response.status_code)
+    if response.status_code >= 400:
+        raise InputError(f"Download of {url} failed with HTTP {response.status_code}.",
+                         hint="Check that the URL is right and still valid (signed URLs expire).")
+
+
+async def _save(response: httpx.Response, url: str, dest: Path, policy: FetchPolicy) -> tuple[str, int]:
+    declared = int(response.headers.get("content-length") or 0)
+    if declared > policy.max_bytes:
+        raise UnsafeURLError(_too_big(url, policy), hint="Raise BOARDFLOW_MAX_DOWNLOAD_MB if this is expected.")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            async for chunk in response.aiter_bytes(1024 * 1024):
+                size += len(chunk)
+                if size > policy.max_bytes:
+                    raise UnsafeURLError(_too_big(url, policy),
+                                         hint="Raise BOARDFLOW_MAX_DOWNLOAD_MB if this is expected.")
+                digest.update(chunk)
+                fh.write(chunk)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return digest.hexdigest(), size
+
+
+def _too_big(url: str, policy: FetchPolicy) -> str:
+    return f"Refusing {url!r}: it is larger than the download cap of {policy.max_bytes / 1024**2:.0f} MiB."

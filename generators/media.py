@@ -1,0 +1,207 @@
+"""Media facts from the bytes (probe) and the one ffmpeg runner, with progress and clear failures."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ArtifactDecodeError, MediaProcessingError
+
+ProgressFn = Callable[[float, str], None]
+
+# Encoder settings shared by every generator that writes video or audio. Fixed thread counts
+# and bitexact flags make the same inputs give the same bytes, which is what caching relies on.
+BITEXACT = ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact"]
+H264 = ["-c:v", "libx264", "-preset", "medium", "-crf", "20", "-pix_fmt", "yuv420p", "-threads", "2",
+        "-movflags", "+faststart"]
+AAC = ["-c:a", "aac", "-b:a", "160k"]
+
+_AV_FORMATS = {  # PyAV container names -> our format names
+    "mov,mp4,m4a,3gp,3g2,mj2": "mp4",
+    "matroska,webm": "webm",
+    "wav": "wav",
+    "mp3": "mp3",
+    "ogg": "ogg",
+    "flac": "flac",
+    "aac": "aac",
+    "avi": "avi",
+    "gif": "gif",
+}
+_VIDEO_IN_MKV = {"h264", "hevc", "mpeg4"}
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    kind: str  # image | video | audio | text | lora
+    format: str
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    fps: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    has_audio: bool = False
+
+    def artifact_fields(self) -> dict:
+        fields = {"image": ("width", "height"), "video": ("width", "height", "duration", "fps", "has_audio"),
+                  "audio": ("duration", "sample_rate", "channels")}.get(self.kind, ())
+        return {"format": self.format, **{f: getattr(self, f) for f in fields}}
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary: $BOARDFLOW_FFMPEG if set, else the one imageio-ffmpeg ships."""
+    if exe := os.environ.get("BOARDFLOW_FFMPEG"):
+        return exe
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def probe(path: Path, expected_kind: str) -> MediaInfo:
+    """Read the real media facts of `path`, refusing files that do not decode as `expected_kind`."""
+    if expected_kind == "image":
+        return _probe_image(path)
+    if expected_kind in ("video", "audio"):
+        return _probe_av(path, expected_kind)
+    if expected_kind == "text":
+        try:
+            path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ArtifactDecodeError(f"{path.name} is not UTF-8 text ({exc}).") from exc
+        return MediaInfo(kind="text", format="txt")
+    if expected_kind == "lora":
+        return _probe_safetensors(path)
+    raise ValueError(f"unknown artifact kind {expected_kind!r}")
+
+
+def _probe_image(path: Path) -> MediaInfo:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            fmt = (img.format or "").lower()
+            img.load()  # decode every pixel: a truncated file fails here, not later
+            width, height = img.size
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ArtifactDecodeError(
+            f"{path.name} is not a decodable image ({exc}).",
+            hint="Store it with the function for its real type, or regenerate it.",
+        ) from exc
+    return MediaInfo(kind="image", format={"jpeg": "jpeg", "mpo": "jpeg"}.get(fmt, fmt), width=width, height=height)
+
+
+def _probe_av(path: Path, expected_kind: str) -> MediaInfo:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+            audios = list(container.streams.audio)
+            fmt = _AV_FORMATS.get(container.format.name, container.format.name.split(",")[0])
+            if container.format.name.endswith("_pipe") or container.format.name == "image2":
+                raise ArtifactDecodeError(f"{path.name} is a still image ({fmt.removesuffix('_pipe')}), "
+                                          f"not {expected_kind}.", hint="Store it with store_image_result.")
+            if fmt == "webm" and any(s.codec_context.name in _VIDEO_IN_MKV for s in videos):
+                fmt = "mkv"
+            duration = container.duration / 1_000_000 if container.duration else None
+            if expected_kind == "video":
+                if not videos:
+                    raise ArtifactDecodeError(f"{path.name} has no video stream; it is not a video.",
+                                              hint="Store audio with store_audio_result.")
+                stream = videos[0]
+                _decode_one(container, stream)
+                fps = float(stream.average_rate or stream.guessed_rate or 0)
+                duration = duration or _stream_duration(stream)
+                if not duration or not fps:
+                    raise ArtifactDecodeError(f"{path.name}: the video stream has no duration or frame rate.")
+                return MediaInfo(kind="video", format=fmt, width=stream.codec_context.width,
+                                 height=stream.codec_context.height, duration=duration,
+                                 fps=fps, has_audio=bool(audios))
+            if not audios:
+                raise ArtifactDecodeError(f"{path.name} has no audio stream; it is not audio.")
+            if videos:
+                raise ArtifactDecodeError(f"{path.name} has a video stream; it is a video, not audio.",
+                                          hint="Store it with store_video_result.")
+            stream = audios[0]
+            _decode_one(container, stream)
+            duration = duration or _stream_duration(stream)
+            if not duration:
+                raise ArtifactDecodeError(f"{path.name}: the audio stream has no duration.")
+            return MediaInfo(kind="audio", format=fmt, duration=duration,
+                             sample_rate=stream.codec_context.sample_rate,
+                             channels=stream.codec_context.layout.nb_channels)
+    except ArtifactDecodeError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise ArtifactDecodeError(f"{path.name} is not a decodable {expected_kind} file ({exc}).") from exc
+
+
+def _decode_one(container, stream) -> None:
+    for frame in container.decode(stream):
+        return
+    raise ArtifactDecodeError(f"{Path(container.name).name}: the {stream.type} stream holds no decodable frame.")
+
+
+def _stream_duration(stream) -> float | None:
+    return float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+
+
+def _probe_safetensors(path: Path) -> MediaInfo:
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        if len(head) != 8:
+            raise ArtifactDecodeError(f"{path.name} is too short to be a safetensors LoRA file.")
+        (length,) = struct.unpack("<Q", head)
+        try:
+            json.loads(fh.read(min(length, 100_000_000)))
+        except ValueError as exc:
+            raise ArtifactDecodeError(f"{path.name} has no safetensors JSON header ({exc}).") from exc
+    return MediaInfo(kind="lora", format="safetensors")
+
+
+async def run_ffmpeg(
+    args: Sequence[str],
+    *,
+    duration: float | None = None,
+    progress: ProgressFn | None = None,
+    what: str = "ffmpeg",
+) -> None:
+    """Run ffmpeg with `args` (no binary, no -y needed), reporting progress against `duration` seconds.
+
+    Raises MediaProcessingError with the command and the tail of stderr when ffmpeg fails.
+    """
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1",
+           "-nostats", *args]
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    tail: collections.deque[str] = collections.deque(maxlen=25)
+
+    async def read_stderr() -> None:
+        assert proc.stderr is not None
+        async for line in proc.stderr:
+            tail.append(line.decode(errors="replace").rstrip())
+
+    async def read_progress() -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            key, _, value = raw.decode(errors="replace").strip().partition("=")
+            if progress and duration and key == "out_time_us" and value.isdigit():
+                done = min(int(value) / 1e6 / duration, 1.0)
+                progress(done, f"{what}: {done:.0%}")
+
+    try:
+        await asyncio.gather(read_stderr(), read_progress())
+        code = await proc.wait()
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    if code != 0:
+        raise MediaProcessingError(f"{what} failed (exit code {code}).", command=cmd, stderr_tail="\n".join(tail))

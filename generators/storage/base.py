@@ -1,0 +1,100 @@
+"""The content-addressed artifact store interface shared by the local and S3 backends."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    sha256: str
+    key: str
+    url: str
+    size_bytes: int
+    created: bool  # False when the same bytes were already stored
+
+
+def object_key(sha256: str, ext: str) -> str:
+    """objects/ab/abcdef….ext — the fan-out keeps directories small."""
+    return f"objects/{sha256[:2]}/{sha256}.{ext.lstrip('.').lower()}"
+
+
+def sidecar_key(sha256: str) -> str:
+    return f"objects/{sha256[:2]}/{sha256}.json"
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+class ArtifactStore(ABC):
+    """Stores bytes once per content hash, plus small JSON documents (sidecars, results, journal).
+
+    All methods are async; backends push blocking I/O to threads. Writes are atomic: a reader
+    never sees a partly written object under its final key.
+    """
+
+    root_url: str
+
+    @abstractmethod
+    async def put_file(self, path: Path, ext: str) -> StoredObject:
+        """Store the file's bytes under their sha256 (streamed, never loaded whole)."""
+
+    @abstractmethod
+    async def get_to_path(self, key: str, dest: Path) -> None:
+        """Stream the object at `key` into `dest` (atomically: dest appears only when complete)."""
+
+    @abstractmethod
+    async def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    async def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    async def read_json(self, key: str) -> dict | None:
+        """The JSON document at `key`, or None when there is none."""
+
+    @abstractmethod
+    async def write_json(self, key: str, data: dict) -> None: ...
+
+    @abstractmethod
+    async def create_json(self, key: str, data: dict) -> bool:
+        """Write only if `key` does not exist yet; True when this call created it."""
+
+    @abstractmethod
+    async def list_keys(self, prefix: str) -> list[str]: ...
+
+    @abstractmethod
+    def url_for(self, key: str) -> str:
+        """The canonical URL recorded in artifacts (file://… or s3://…)."""
+
+    @abstractmethod
+    def key_for(self, url: str) -> str | None:
+        """The key of a URL this store owns, or None when the URL is not in this store."""
+
+    def local_path(self, key: str) -> Path | None:
+        """A path readable in place, for backends that have one (the local filesystem)."""
+        return None
+
+    def browser_url(self, key: str, expires_seconds: int = 7 * 24 * 3600) -> str:
+        """A URL a person can open: presigned for S3, file:// locally."""
+        return self.url_for(key)
+
+    async def put_bytes(self, data: bytes, ext: str) -> StoredObject:
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(suffix=f".{ext}") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            return await self.put_file(Path(tmp.name), ext)

@@ -1,0 +1,85 @@
+"""Test-session isolation: data, Prefect home and results in a temp folder; no network but loopback."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Before anything imports prefect: every path Prefect or boardflow writes goes to one session folder.
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="boardflow-tests-"))
+os.environ.update(
+    BOARDFLOW_DATA_DIR=str(_SESSION_DIR / "data"),
+    PREFECT_HOME=str(_SESSION_DIR / "prefect-home"),
+    PREFECT_RESULTS_LOCAL_STORAGE_PATH=str(_SESSION_DIR / "prefect-results"),
+    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    DO_NOT_TRACK="1",
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+    PREFECT_LOGGING_LEVEL="WARNING",
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+)
+for var in ("PREFECT_API_URL", "PREFECT_API_KEY", "BOARDFLOW_STORE", "BOARDFLOW_CONFIG", "BOARDFLOW_ALLOWED_HOSTS",
+            "FAL_KEY", "REPLICATE_API_TOKEN", "OPENAI_API_KEY", "ELEVENLABS_API_KEY", "AWS_PROFILE"):
+    os.environ.pop(var, None)
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only_connect(self, address):
+    """Tests never leave the machine: refuse any INET connection that is not to loopback."""
+    if self.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+        host = address[0]
+        try:
+            ok = ipaddress.ip_address(host.split("%")[0]).is_loopback
+        except ValueError:
+            ok = host == "localhost"
+        if not ok:
+            raise ConnectionRefusedError(f"tests may only connect to loopback, not {host}")
+    return _real_connect(self, address)
+
+
+socket.socket.connect = _loopback_only_connect
+
+
+@pytest.fixture
+def store(tmp_path):
+    from generators.storage import LocalStore
+
+    return LocalStore(tmp_path / "store")
+
+
+@pytest.fixture
+async def ctx(store):
+    from generators.context import GeneratorContext
+
+    async with GeneratorContext(store, run_id="test-run") as context:
+        yield context
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 API over HTTP on 127.0.0.1 (moto's server mode), for real boto3 calls."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, request):
+    """A fresh bucket on the local S3 endpoint; returns its name."""
+    import boto3
+
+    name = f"bf-{request.node.name.lower().replace('_', '-')[:40].strip('-')}-{os.getpid()}"
+    name = "".join(c for c in name if c.isalnum() or c == "-")[:60]
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name
