@@ -10,10 +10,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
-from .artifacts import (ARTIFACT_CLASSES, Artifact, AudioArtifact, ImageArtifact, TextArtifact,
-                        VideoArtifact)
+from .artifacts import ARTIFACT_CLASSES, Artifact, AudioArtifact, ImageArtifact, TextArtifact, VideoArtifact
 from .errors import ArtifactDecodeError, StorageError, UnsafeURLError
 from .fetch import FetchPolicy, download
 from .media import probe
@@ -148,6 +147,7 @@ class GeneratorContext:
             dest = self.temp_path(Path(urlparse(url).path).suffix)
             sha, _ = await download(url, dest, self.fetch_policy)
             if sha != artifact.sha256:
+                dest.unlink()  # wrong bytes must not stay where a later step could pick them up
                 raise StorageError(f"{url} does not hold artifact {artifact.short}: its bytes hash to {sha[:12]}.",
                                    hint="The file at that URL changed; re-run the step that made it.")
             return dest
@@ -175,6 +175,10 @@ class GeneratorContext:
 
     async def store_artifact(self, kind: str, source: Source, **kw) -> Artifact:
         """Store by kind name ("image", "video"…), for code that handles any kind."""
+        if kind == "text":  # a text artifact carries its content, so read it from the source
+            path = await self._materialize(source)
+            probe(path, "text")  # refuses bytes that are not UTF-8 with an ArtifactDecodeError
+            return await self.store_text_result(path.read_text(encoding="utf-8"), parents=kw.get("parents"))
         return await self._store(ARTIFACT_CLASSES[kind], source, kw.get("format"), kw.get("parents"))
 
     async def _store(self, cls: type[A], source: Source, declared: str | None, parents: list[str] | None,
@@ -203,11 +207,16 @@ class GeneratorContext:
             dest = self.temp_path(Path(parsed.path).suffix)
             await download(source, dest, self.fetch_policy)
             return dest
-        if parsed.scheme in ("", "file"):
-            return Path(unquote(parsed.path) if parsed.scheme else source)
+        if not parsed.scheme:
+            return Path(source)
         key = self.store.key_for(source)
         if key is None:
-            raise UnsafeURLError(f"Cannot store from {source!r}: unsupported URL.")
+            # A URL string may come from outside (a provider's answer), so it must not read local files.
+            where = "file URLs are read only inside the store" if parsed.scheme == "file" else "unsupported URL"
+            raise UnsafeURLError(f"Cannot store from {source!r}: {where} ({self.store.root_url}).",
+                                 hint="Pass a pathlib.Path for a file your generator wrote, or an http(s) URL.")
+        if (local := self.store.local_path(key)) is not None:
+            return local
         dest = self.temp_path(Path(key).suffix)
         await self.store.get_to_path(key, dest)
         return dest
@@ -236,4 +245,4 @@ def _norm(fmt: str) -> str:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -31,18 +31,25 @@ from decimal import Decimal
 
 
 class BoardflowError(Exception):
-    """Base of every error boardflow raises on purpose."""
+    """Base of every error boardflow raises on purpose.
+
+    `hint` says what to do; a class's `default_hint` is used when the raiser gives none, so no
+    error reaches a person without a next step.
+    """
 
     retryable = False
+    default_hint: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
-        self.hint = hint
-        super().__init__(f"{message} {hint}" if hint else message)
+        self.hint = hint if hint is not None else self.default_hint
+        super().__init__(f"{message} {self.hint}" if self.hint else message)
 
 
 class ConfigurationError(BoardflowError):
     """Something must be set up before this can run."""
+
+    default_hint = "Check the BOARDFLOW_* environment variables and boardflow.toml."
 
 
 class MissingCredentialError(ConfigurationError):
@@ -72,6 +79,8 @@ class GeneratorNotFoundError(BoardflowError):
 class InputError(BoardflowError):
     """The input is wrong; retrying the same input cannot help."""
 
+    default_hint = "Fix the input and run again; the same input will fail the same way."
+
 
 class InputValidationError(InputError):
     """Inputs that fail a generator's input schema; `problems` holds (field path, message) pairs."""
@@ -93,14 +102,16 @@ class InputValidationError(InputError):
 
 
 class UnsafeURLError(InputError):
-    pass
+    default_hint = "Use an http(s) URL on a public host, or put the file in the artifact store first."
 
 
 class ArtifactDecodeError(InputError):
-    pass
+    default_hint = "Check that the file is complete and store it with the function for its real type."
 
 
 class ProviderError(BoardflowError):
+    default_hint = "Read the provider's message above; if it persists, check the provider's status page."
+
     def __init__(
         self,
         message: str,
@@ -118,15 +129,15 @@ class ProviderError(BoardflowError):
 
 
 class ProviderAuthError(ProviderError):
-    pass
+    default_hint = "Check that the provider's API key is right and allowed to use this model."
 
 
 class InsufficientCreditError(ProviderError):
-    pass
+    default_hint = "Add credits to your account with the provider, then run again."
 
 
 class ProviderInputError(ProviderError):
-    pass
+    default_hint = "Fix the inputs the provider named; `boardflow generators show ID` lists each field's bounds."
 
 
 class RateLimitError(ProviderError):
@@ -134,15 +145,20 @@ class RateLimitError(ProviderError):
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
         self.retry_after = retry_after
+        if kw.get("hint") is None:
+            wait = f"after {retry_after:g} s" if retry_after is not None else "with backoff"
+            kw["hint"] = (f"boardflow retries this {wait}; if it keeps happening, lower the concurrency "
+                          "limit for this provider.")
         super().__init__(message, **kw)
 
 
 class TransientProviderError(ProviderError):
     retryable = True
+    default_hint = "boardflow retries this; if it persists, check the provider's status page."
 
 
 class JobFailedError(ProviderError):
-    pass
+    default_hint = "Check the inputs against the provider's message, or run again with another seed."
 
 
 class UnexpectedResponseError(BoardflowError):
@@ -156,19 +172,24 @@ class UnexpectedResponseError(BoardflowError):
 
 
 class MediaProcessingError(BoardflowError):
-    def __init__(self, message: str, *, command: Sequence[str] = (), stderr_tail: str = ""):
+    default_hint = "Check that every input file plays (`ffmpeg -i FILE`); ffmpeg's own message tells the cause."
+
+    def __init__(self, message: str, *, command: Sequence[str] = (), stderr_tail: str = "",
+                 hint: str | None = None):
         self.command = list(command)
         self.stderr_tail = stderr_tail
-        parts = [message]
+        super().__init__(message, hint=hint)
+        # The hint goes before the command and stderr so it is not lost at the end of a long tail.
+        parts = [str(self)]
         if self.command:
             parts.append(f"Command: {shlex.join(self.command)}")
         if stderr_tail:
             parts.append(f"ffmpeg said:\n{stderr_tail}")
-        super().__init__("\n".join(parts))
+        self.args = ("\n".join(parts),)
 
 
 class StorageError(BoardflowError):
-    pass
+    default_hint = "Check that the artifact store (BOARDFLOW_STORE) is reachable and writable."
 
 
 class BudgetExceededError(BoardflowError):

@@ -35,6 +35,15 @@ class FetchPolicy:
         s = get_settings()
         return cls(allowed_hosts=frozenset(s.allowed_hosts), max_bytes=s.max_download_bytes)
 
+    def allows(self, url: str) -> bool:
+        """True when the URL's host, or its exact host:port, is allow-listed (an entry with a port admits only it)."""
+        parsed = urlparse(url)
+        host = (parsed.hostname or "").lower()
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        entries = {entry.strip().lower() for entry in self.allowed_hosts}
+        named = f"[{host}]" if ":" in host else host
+        return bool(host) and bool({host, named, f"{named}:{port}"} & entries)
+
 
 def _refused_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
@@ -45,6 +54,8 @@ def _refused_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None
         return "a loopback address"
     if ip.is_link_local:
         return "a link-local address"
+    if ip.is_unspecified:  # 0.0.0.0 and :: reach this machine on Linux
+        return "an unspecified address (it reaches this machine)"
     if ip.is_private or ip.is_reserved or ip.is_unspecified or ip.is_multicast or not ip.is_global:
         return "a private or reserved address"
     return None
@@ -58,7 +69,11 @@ async def check_url(url: str, policy: FetchPolicy) -> None:
     host = (parsed.hostname or "").lower()
     if not host:
         raise UnsafeURLError(f"Refusing to fetch {url!r}: it names no host.")
-    if host in policy.allowed_hosts:
+    try:
+        parsed.port  # noqa: B018 — raises on a port out of range, which httpx would also refuse later
+    except ValueError as exc:
+        raise UnsafeURLError(f"Refusing to fetch {url!r}: {exc}.") from exc
+    if policy.allows(url):
         return
     try:
         literal = ipaddress.ip_address(host)
@@ -73,16 +88,16 @@ async def check_url(url: str, policy: FetchPolicy) -> None:
         if reason := _refused_ip(ip):
             raise UnsafeURLError(
                 f"Refusing to fetch {url!r}: {host} resolves to {ip}, {reason}.",
-                hint=f"If you trust this host, add it to BOARDFLOW_ALLOWED_HOSTS (comma-separated).",
+                hint=f"If you trust this host, add {host!r} to BOARDFLOW_ALLOWED_HOSTS "
+                "(comma-separated; an entry `host:port` admits that one port only).",
             )
 
 
 def _check_peer(response: httpx.Response, url: str, policy: FetchPolicy) -> None:
     """Check the address actually connected to, so DNS that changes between check and connect is caught."""
-    host = (urlparse(url).hostname or "").lower()
     stream = response.extensions.get("network_stream")
     peer = stream.get_extra_info("server_addr") if stream is not None else None
-    if host in policy.allowed_hosts or not peer:
+    if policy.allows(url) or not peer:
         return
     if reason := _refused_ip(ipaddress.ip_address(peer[0].split("%")[0])):
         raise UnsafeURLError(f"Refusing {url!r}: the connection went to {peer[0]}, {reason}.")
