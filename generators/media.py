@@ -115,9 +115,9 @@ def _probe_av(path: Path, expected_kind: str) -> MediaInfo:
                     raise ArtifactDecodeError(f"{path.name} has no video stream; it is not a video.",
                                               hint="Store audio with store_audio_result.")
                 stream = videos[0]
-                _decode_one(container, stream)
+                measured = _scan_whole(container, stream, videos + audios)
                 fps = float(stream.average_rate or stream.guessed_rate or 0)
-                duration = duration or _stream_duration(stream)
+                duration = duration or _stream_duration(stream) or measured
                 if not duration or not fps:
                     raise ArtifactDecodeError(f"{path.name}: the video stream has no duration or frame rate.")
                 return MediaInfo(kind="video", format=fmt, width=stream.codec_context.width,
@@ -129,8 +129,8 @@ def _probe_av(path: Path, expected_kind: str) -> MediaInfo:
                 raise ArtifactDecodeError(f"{path.name} has a video stream; it is a video, not audio.",
                                           hint="Store it with store_video_result.")
             stream = audios[0]
-            _decode_one(container, stream)
-            duration = duration or _stream_duration(stream)
+            measured = _scan_whole(container, stream, audios)
+            duration = duration or _stream_duration(stream) or measured
             if not duration:
                 raise ArtifactDecodeError(f"{path.name}: the audio stream has no duration.")
             return MediaInfo(kind="audio", format=fmt, duration=duration,
@@ -142,10 +142,41 @@ def _probe_av(path: Path, expected_kind: str) -> MediaInfo:
         raise ArtifactDecodeError(f"{path.name} is not a decodable {expected_kind} file ({exc}).") from exc
 
 
-def _decode_one(container, stream) -> None:
-    for frame in container.decode(stream):
-        return
-    raise ArtifactDecodeError(f"{Path(container.name).name}: the {stream.type} stream holds no decodable frame.")
+def _scan_whole(container, stream, streams: list) -> float | None:
+    """Decode the first frame of `stream` and read every packet to prove the file is whole.
+
+    A file cut short (an interrupted download or write) still opens and its first frame decodes,
+    so where the packets end is compared with the duration its header promises. Packets are only
+    demuxed, not decoded, so this costs about one read of the file.
+    """
+    name = Path(container.name).name
+    ends: dict[int, float] = {}
+    longest_packet, decoded = 0.0, False
+    for packet in container.demux(streams):
+        if not decoded and packet.stream.index == stream.index:
+            decoded = bool(packet.decode())
+        ts = packet.pts if packet.pts is not None else packet.dts
+        if ts is None or not packet.stream.time_base:
+            continue
+        length = float((packet.duration or 0) * packet.stream.time_base)
+        longest_packet = max(longest_packet, length)
+        end = float(ts * packet.stream.time_base) + length
+        ends[packet.stream.index] = max(ends.get(packet.stream.index, end), end)
+    if not decoded:
+        raise ArtifactDecodeError(f"{name}: the {stream.type} stream holds no decodable frame.")
+    slack = max(0.06, 2 * longest_packet)  # packet timing granularity, encoder padding
+    promised = [(s.index, float(((s.start_time or 0) + s.duration) * s.time_base))
+                for s in streams if s.duration and s.time_base]
+    if not promised and container.duration:
+        promised = [(None, ((container.start_time or 0) + container.duration) / 1_000_000)]
+    for index, until in promised:
+        got = ends.get(index, 0.0) if index is not None else max(ends.values(), default=0.0)
+        if got < until - slack:
+            raise ArtifactDecodeError(f"{name} is cut short: its media stops at {got:.2f} s of the {until:.2f} s "
+                                      "its header promises.", hint="Download or render the file again.")
+    # The measured length, for files whose header names none (live-recorded WebM, for one).
+    start = (container.start_time or 0) / 1_000_000
+    return max(ends.values()) - start if ends else None
 
 
 def _stream_duration(stream) -> float | None:
