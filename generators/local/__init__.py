@@ -2,4 +2,14 @@
 
 from __future__ import annotations
 
-LOCAL_GENERATORS: list[type] = []
+from .concat import ConcatGenerator
+from .image_resize import ImageResizeGenerator
+from .ken_burns import KenBurnsGenerator
+from .procedural_image import ProceduralImageGenerator
+
+LOCAL_GENERATORS: list[type] = [
+    ProceduralImageGenerator,
+    ImageResizeGenerator,
+    KenBurnsGenerator,
+    ConcatGenerator,
+]

@@ -1,0 +1,244 @@
+"""local/concat: join 2–20 videos with transitions, normalising size and frame rate, with optional music under.
+
+Each clip is brought to the output size (scaled to fit, padded black, square pixels), the output frame
+rate and exactly its own length (last frame held if its video ends early). Transitions are ffmpeg
+`xfade` with `acrossfade` on the sound; "cut" uses `concat`. Clips without sound get silence so every
+transition has two sides. The transition length is rounded to whole frames, so the output lasts
+sum(clips) − (n−1) × transition, to the frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from fractions import Fraction
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, Field, model_validator
+
+from ..artifacts import AudioArtifact, VideoArtifact
+from ..base import BaseGenerator
+from ..context import GeneratorContext
+from ..media import AAC, BITEXACT, H264
+from ._video import FrameRate, VideoResolution, even, rate_fraction, run_timed_ffmpeg
+
+SAMPLE_RATE = 48000
+MUSIC_FADE_IN = 0.5
+
+
+class Transition(StrEnum):
+    """Names are ffmpeg's xfade transitions, except 'cut' (no overlap)."""
+
+    CUT = "cut"
+    FADE = "fade"
+    DISSOLVE = "dissolve"
+    FADEBLACK = "fadeblack"
+    FADEWHITE = "fadewhite"
+    WIPELEFT = "wipeleft"
+    WIPERIGHT = "wiperight"
+    WIPEUP = "wipeup"
+    WIPEDOWN = "wipedown"
+    SLIDELEFT = "slideleft"
+    SLIDERIGHT = "slideright"
+    SLIDEUP = "slideup"
+    SLIDEDOWN = "slidedown"
+    SMOOTHLEFT = "smoothleft"
+    SMOOTHRIGHT = "smoothright"
+    CIRCLEOPEN = "circleopen"
+    CIRCLECLOSE = "circleclose"
+    RADIAL = "radial"
+    PIXELIZE = "pixelize"
+    ZOOMIN = "zoomin"
+
+
+class ConcatInput(BaseModel):
+    source_videos: list[VideoArtifact] = Field(
+        min_length=2, max_length=20, description="The clips to join, in order (2 to 20)."
+    )
+    transition: Transition = Field(default=Transition.FADE, description="How one clip gives way to the next.")
+    transition_duration: float = Field(
+        default=0.5,
+        ge=0.04,
+        le=5.0,
+        description="Seconds each transition lasts (clips overlap by this much; rounded to whole frames). "
+        "Must be shorter than the first and last clip and at most half of any middle clip. Ignored for 'cut'.",
+    )
+    resolution: VideoResolution | None = Field(
+        default=None, description="Output frame size; default: the first clip's (rounded to even numbers)."
+    )
+    fps: FrameRate | None = Field(default=None, description="Output frame rate; default: the first clip's.")
+    background_music: AudioArtifact | None = Field(
+        default=None, description="Music laid under the whole video (looped if short, faded out at the end)."
+    )
+    music_volume_db: float = Field(
+        default=-12.0, ge=-60.0, le=6.0, description="Gain applied to the background music, in dB."
+    )
+
+    @model_validator(mode="after")
+    def _transition_fits_clips(self) -> Self:
+        if self.transition is Transition.CUT:
+            return self
+        t = self.transition_duration
+        last = len(self.source_videos) - 1
+        for i, clip in enumerate(self.source_videos):
+            middle = 0 < i < last
+            limit = clip.duration / 2 if middle else clip.duration
+            if (t > limit) if middle else (t >= limit):
+                where = "a middle clip, it is overlapped at both ends" if middle else "an end clip"
+                raise ValueError(
+                    f"transition_duration {t:g} s is too long for clip {i + 1}, which lasts {clip.duration:.3g} s "
+                    f"({where}); use at most {limit * 0.99:.3g} s or the 'cut' transition"
+                )
+        return self
+
+
+class ConcatOutput(BaseModel):
+    video: VideoArtifact
+
+
+@dataclass(frozen=True)
+class ConcatPlan:
+    size: tuple[int, int]
+    fps: Fraction
+    clip_frames: list[int]  # each clip's length in output frames
+    overlap_frames: int  # per transition; 0 for cut
+    with_audio: bool
+
+    def seconds(self, frames: int) -> float:
+        return float(frames / self.fps)
+
+    @property
+    def total_frames(self) -> int:
+        return sum(self.clip_frames) - self.overlap_frames * (len(self.clip_frames) - 1)
+
+    @property
+    def duration(self) -> float:
+        return self.seconds(self.total_frames)
+
+
+def plan_concat(inputs: ConcatInput) -> ConcatPlan:
+    first = inputs.source_videos[0]
+    size = inputs.resolution.size if inputs.resolution else (even(first.width), even(first.height))
+    fps = Fraction(int(inputs.fps)) if inputs.fps else rate_fraction(first.fps)
+    # Clip boundaries sit on the frame nearest their true time, so rounding never adds up along the list.
+    bounds, elapsed = [0], 0.0
+    for clip in inputs.source_videos:
+        elapsed += clip.duration
+        bounds.append(max(bounds[-1] + 1, round(elapsed * fps)))
+    frames = [b - a for a, b in zip(bounds, bounds[1:], strict=False)]
+    overlap = 0 if inputs.transition is Transition.CUT else max(1, round(inputs.transition_duration * fps))
+    with_audio = inputs.background_music is not None or any(v.has_audio for v in inputs.source_videos)
+    return ConcatPlan(size, fps, frames, overlap, with_audio)
+
+
+def _samples(plan: ConcatPlan, frames: int) -> int:
+    return round(frames / plan.fps * SAMPLE_RATE)
+
+
+def _clip_chains(inputs: ConcatInput, plan: ConcatPlan) -> list[str]:
+    w, h = plan.size
+    chains = []
+    for i, (clip, frames) in enumerate(zip(inputs.source_videos, plan.clip_frames, strict=True)):
+        chains.append(
+            f"[{i}:v:0]setpts=PTS-STARTPTS,scale={w}:{h}:force_original_aspect_ratio=decrease,"
+            f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,fps={plan.fps},format=yuv420p,"
+            f"tpad=stop_mode=clone:stop_duration={plan.seconds(frames) + 1:.3f},"  # hold the last frame if short
+            f"trim=end_frame={frames},setpts=PTS-STARTPTS[v{i}]"
+        )
+        if not plan.with_audio:
+            continue
+        samples = _samples(plan, frames)
+        if clip.has_audio:
+            chains.append(
+                f"[{i}:a:0]asetpts=PTS-STARTPTS,aresample={SAMPLE_RATE},"
+                f"aformat=sample_fmts=fltp:channel_layouts=stereo,apad,atrim=end_sample={samples},"
+                f"asetpts=PTS-STARTPTS[a{i}]"
+            )
+        else:
+            chains.append(
+                f"anullsrc=channel_layout=stereo:sample_rate={SAMPLE_RATE},aformat=sample_fmts=fltp,"
+                f"atrim=end_sample={samples}[a{i}]"
+            )
+    return chains
+
+
+def _join_chains(inputs: ConcatInput, plan: ConcatPlan) -> list[str]:
+    n = len(inputs.source_videos)
+    if inputs.transition is Transition.CUT:
+        pads = "".join(f"[v{i}][a{i}]" if plan.with_audio else f"[v{i}]" for i in range(n))
+        outs = "[vout][clips]" if plan.with_audio else "[vout]"
+        return [f"{pads}concat=n={n}:v=1:a={int(plan.with_audio)}{outs}"]
+    chains = []
+    overlap = plan.seconds(plan.overlap_frames)
+    prev_v, prev_a, elapsed = "[v0]", "[a0]", plan.clip_frames[0]
+    for i in range(1, n):
+        last = i == n - 1
+        v_out, a_out = ("[vout]", "[clips]") if last else (f"[vx{i}]", f"[ax{i}]")
+        offset = plan.seconds(elapsed - plan.overlap_frames)
+        chains.append(
+            f"{prev_v}[v{i}]xfade=transition={inputs.transition.value}:duration={overlap:.6f}:"
+            f"offset={offset:.6f}{v_out}"
+        )
+        if plan.with_audio:
+            chains.append(f"{prev_a}[a{i}]acrossfade=ns={_samples(plan, plan.overlap_frames)}:c1=tri:c2=tri{a_out}")
+        prev_v, prev_a = v_out, a_out
+        elapsed += plan.clip_frames[i] - plan.overlap_frames
+    return chains
+
+
+def _music_chain(inputs: ConcatInput, plan: ConcatPlan, music_index: int) -> list[str]:
+    total = plan.duration
+    fade_out = min(2.0, total / 4)
+    music = (
+        f"[{music_index}:a:0]aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
+        f"atrim=end_sample={_samples(plan, plan.total_frames)},asetpts=PTS-STARTPTS,"
+        f"volume={inputs.music_volume_db:g}dB,afade=t=in:d={min(MUSIC_FADE_IN, total / 4):.3f},"
+        f"afade=t=out:st={total - fade_out:.3f}:d={fade_out:.3f}[music]"
+    )
+    # normalize=0: amix would otherwise halve both, making the clips' own sound quieter than before.
+    return [music, "[clips][music]amix=inputs=2:duration=first:normalize=0[aout]"]
+
+
+def ffmpeg_args(inputs: ConcatInput, plan: ConcatPlan, clips: list[Path], music: Path | None, out: Path) -> list[str]:
+    args: list[str] = []
+    for path in clips:
+        args += ["-i", str(path)]
+    if music is not None:
+        args += ["-stream_loop", "-1", "-i", str(music)]  # loop music shorter than the video
+    chains = _clip_chains(inputs, plan) + _join_chains(inputs, plan)
+    audio_label = "[clips]"
+    if music is not None:  # clips without sound carry silence, so mixing is the same with or without it
+        chains += _music_chain(inputs, plan, len(clips))
+        audio_label = "[aout]"
+    args += ["-filter_complex", ";".join(chains), "-map", "[vout]"]
+    args += ["-map", audio_label, *AAC, "-ar", str(SAMPLE_RATE)] if plan.with_audio else ["-an"]
+    args += ["-frames:v", str(plan.total_frames), "-r", str(plan.fps), *H264, *BITEXACT, str(out)]
+    return args
+
+
+class ConcatGenerator(BaseGenerator):
+    name = "local/concat"
+    artifact_type = "video"
+    description = "Join 2–20 videos with transitions (cut, fade, wipe…), normalising size and fps; optional music."
+    version = "1"
+
+    def get_input_schema(self) -> type[ConcatInput]:
+        return ConcatInput
+
+    def get_output_schema(self) -> type[ConcatOutput]:
+        return ConcatOutput
+
+    async def generate(self, inputs: ConcatInput, context: GeneratorContext) -> ConcatOutput:
+        clips = [await context.resolve_artifact(v) for v in inputs.source_videos]
+        music = await context.resolve_artifact(inputs.background_music) if inputs.background_music else None
+        plan = plan_concat(inputs)
+        out = context.temp_path(".mp4")
+        await run_timed_ffmpeg(
+            context,
+            ffmpeg_args(inputs, plan, clips, music, out),
+            duration=plan.duration,
+            what=f"{self.name} ({len(clips)} clips)",
+        )
+        context.publish_progress(1.0, f"{self.name}: done")
+        return ConcatOutput(video=await context.store_video_result(out, format="mp4"))

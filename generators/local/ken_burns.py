@@ -1,0 +1,268 @@
+"""local/ken-burns: a smooth pan/zoom over a still image, encoded as browser-ready H.264 MP4.
+
+How the motion stays smooth: ffmpeg's `zoompan` crops at whole pixels, so slow moves stutter.
+We instead scale the still once to a working canvas (big enough that the tightest view is sampled
+at least 1:1, capped at 2x the output), repeat that one frame with `loop`, and move the view with
+`perspective` evaluated per frame — it samples at fractional source coordinates (bilinear), so a
+move of a third of a pixel per frame shows as a third of a pixel. A final scale brings the canvas
+down to the output size, which also antialiases. Everything runs in one ffmpeg process.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, Field, model_validator
+
+from ..artifacts import ImageArtifact, VideoArtifact
+from ..base import BaseGenerator
+from ..context import GeneratorContext
+from ..media import BITEXACT, H264
+from ._video import BT709_TAGS, TO_BT709, FrameRate, VideoResolution, even, run_timed_ffmpeg
+
+MAX_CANVAS_SCALE = 2.0  # canvas at most 2x the output per side: beyond that the cost grows, the detail doesn't
+
+
+def total_frames(duration: float, fps: int) -> int:
+    """round(duration × fps) with halves rounded up, never below one frame: the output's exact frame count."""
+    return max(1, math.floor(duration * fps + 0.5))
+
+
+class Motion(StrEnum):
+    ZOOM_IN = "zoom-in"
+    ZOOM_OUT = "zoom-out"
+    PAN_LEFT = "pan-left"
+    PAN_RIGHT = "pan-right"
+    PAN_UP = "pan-up"
+    PAN_DOWN = "pan-down"
+    CUSTOM = "custom"
+
+
+class Easing(StrEnum):
+    LINEAR = "linear"
+    EASE_IN_OUT = "ease-in-out"
+
+
+class Rect(BaseModel):
+    """A view of the image in fractions of its width and height; (0, 0) is the top-left corner."""
+
+    x: float = Field(default=0.0, ge=0.0, le=0.95, description="Left edge, as a fraction of the image width.")
+    y: float = Field(default=0.0, ge=0.0, le=0.95, description="Top edge, as a fraction of the image height.")
+    width: float = Field(default=1.0, ge=0.05, le=1.0, description="Width, as a fraction of the image width.")
+    height: float = Field(default=1.0, ge=0.05, le=1.0, description="Height, as a fraction of the image height.")
+
+    @model_validator(mode="after")
+    def _inside_image(self) -> Self:
+        if self.x + self.width > 1.0 + 1e-9 or self.y + self.height > 1.0 + 1e-9:
+            raise ValueError(
+                f"rectangle x={self.x}, y={self.y}, width={self.width}, height={self.height} reaches past the "
+                "image: keep x + width ≤ 1 and y + height ≤ 1"
+            )
+        return self
+
+
+class KenBurnsInput(BaseModel):
+    image: ImageArtifact = Field(description="The still image to move over.")
+    motion: Motion = Field(
+        default=Motion.ZOOM_IN,
+        description="A preset move, or 'custom' to travel from start_rect to end_rect. Pans travel the way "
+        "they are named: pan-left moves the view from the right edge to the left edge.",
+    )
+    zoom: float = Field(
+        default=1.25,
+        ge=1.05,
+        le=3.0,
+        description="How tight the presets get: 1.25 shows 80% of the image width at the close end of a zoom, "
+        "and pans move a view that size.",
+    )
+    start_rect: Rect | None = Field(default=None, description="First view, for motion='custom'.")
+    end_rect: Rect | None = Field(default=None, description="Last view, for motion='custom'.")
+    duration: float = Field(default=5.0, ge=0.5, le=60.0, description="Length of the clip in seconds.")
+    fps: FrameRate = Field(default=FrameRate.FPS30, description="Frames per second.")
+    resolution: VideoResolution = Field(default=VideoResolution.R1280X720, description="Output frame size.")
+    easing: Easing = Field(default=Easing.EASE_IN_OUT, description="Speed curve of the move.")
+
+    @model_validator(mode="after")
+    def _rects_match_motion(self) -> Self:
+        has_rects = self.start_rect is not None or self.end_rect is not None
+        if self.motion is Motion.CUSTOM and (self.start_rect is None or self.end_rect is None):
+            raise ValueError(
+                "motion='custom' needs both start_rect and end_rect, e.g. {'x': 0, 'y': 0, 'width': 1, 'height': 1}"
+            )
+        if self.motion is not Motion.CUSTOM and has_rects:
+            raise ValueError(
+                f"start_rect/end_rect are used only with motion='custom', not {self.motion.value!r}; "
+                "set motion to 'custom' or drop the rectangles"
+            )
+        return self
+
+    @property
+    def frame_count(self) -> int:
+        return total_frames(self.duration, int(self.fps))
+
+
+class KenBurnsOutput(BaseModel):
+    video: VideoArtifact
+
+
+@dataclass(frozen=True)
+class View:
+    """A view in image pixels (left, top, width, height); always of the output's aspect ratio."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+    def scaled(self, sx: float, sy: float) -> View:
+        return View(self.left * sx, self.top * sy, self.width * sx, self.height * sy)
+
+
+@dataclass(frozen=True)
+class KenBurnsPlan:
+    """Everything the ffmpeg command needs, computed from the inputs and the image's real size."""
+
+    start: View
+    end: View
+    canvas: tuple[int, int]
+    output: tuple[int, int]
+    fps: int
+    frames: int
+    easing: Easing
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.fps
+
+
+def _fit_aspect(left: float, top: float, width: float, height: float, aspect: float) -> View:
+    """The largest view of `aspect` (width/height) centred inside the given box: no stretching, ever."""
+    if width / height > aspect:
+        new_w = height * aspect
+        return View(left + (width - new_w) / 2, top, new_w, height)
+    new_h = width / aspect
+    return View(left, top + (height - new_h) / 2, width, new_h)
+
+
+def _preset_views(motion: Motion, zoom: float, iw: int, ih: int, aspect: float) -> tuple[View, View]:
+    full = _fit_aspect(0, 0, iw, ih, aspect)
+    w, h = full.width / zoom, full.height / zoom
+    cx, cy = full.left + full.width / 2, full.top + full.height / 2
+    tight = View(cx - w / 2, cy - h / 2, w, h)
+    if motion is Motion.ZOOM_IN:
+        return full, tight
+    if motion is Motion.ZOOM_OUT:
+        return tight, full
+    at_left, at_right = View(0, tight.top, w, h), View(iw - w, tight.top, w, h)
+    at_top, at_bottom = View(tight.left, 0, w, h), View(tight.left, ih - h, w, h)
+    return {
+        Motion.PAN_LEFT: (at_right, at_left),
+        Motion.PAN_RIGHT: (at_left, at_right),
+        Motion.PAN_UP: (at_bottom, at_top),
+        Motion.PAN_DOWN: (at_top, at_bottom),
+    }[motion]
+
+
+def plan_ken_burns(inputs: KenBurnsInput, image_width: int, image_height: int) -> KenBurnsPlan:
+    """Views in image pixels and the working canvas size for this image and these inputs."""
+    ow, oh = inputs.resolution.size
+    aspect = ow / oh
+    if inputs.motion is Motion.CUSTOM:
+        assert inputs.start_rect is not None and inputs.end_rect is not None  # the validator saw to it
+        start, end = (
+            _fit_aspect(r.x * image_width, r.y * image_height, r.width * image_width, r.height * image_height, aspect)
+            for r in (inputs.start_rect, inputs.end_rect)
+        )
+    else:
+        start, end = _preset_views(inputs.motion, inputs.zoom, image_width, image_height, aspect)
+    # Sample the tightest view at least 1:1, but never beyond the image's own detail or 2x the output.
+    tightest = min(start.width, end.width) / image_width
+    canvas_w = min(ow / tightest, max(image_width, ow), ow * MAX_CANVAS_SCALE)
+    canvas_h = min(oh / tightest, max(image_height, oh), oh * MAX_CANVAS_SCALE)
+    canvas = (even(max(canvas_w, ow)), even(max(canvas_h, oh)))
+    return KenBurnsPlan(
+        start=start,
+        end=end,
+        canvas=canvas,
+        output=(ow, oh),
+        fps=int(inputs.fps),
+        frames=inputs.frame_count,
+        easing=inputs.easing,
+    )
+
+
+def _progress_expr(plan: KenBurnsPlan) -> str:
+    """Fraction of the move done at frame `in` (0 on the first frame, 1 on the last), after easing."""
+    if plan.frames == 1:
+        return "0"
+    t = f"(in/{plan.frames - 1})"
+    return t if plan.easing is Easing.LINEAR else f"((1-cos(PI*{t}))/2)"
+
+
+def filter_graph(plan: KenBurnsPlan, image_width: int, image_height: int) -> str:
+    cw, ch = plan.canvas
+    ow, oh = plan.output
+    a = plan.start.scaled(cw / image_width, ch / image_height)
+    b = plan.end.scaled(cw / image_width, ch / image_height)
+    p = _progress_expr(plan)
+
+    def lerp(v0: float, v1: float) -> str:
+        return f"{v0:.6f}" if abs(v1 - v0) < 1e-9 else f"({v0:.6f}+({v1 - v0:.6f})*{p})"
+
+    left, top = lerp(a.left, b.left), lerp(a.top, b.top)
+    right, bottom = lerp(a.left + a.width, b.left + b.width), lerp(a.top + a.height, b.top + b.height)
+    corners = f"x0='{left}':y0='{top}':x1='{right}':y1='{top}':x2='{left}':y2='{bottom}':x3='{right}':y3='{bottom}'"
+    steps = [
+        f"scale={cw}:{ch}:flags=lanczos:{TO_BT709}",
+        "format=yuv420p",
+        f"loop=loop={plan.frames - 1}:size=1",  # decode and scale the still once, then repeat it
+        f"settb=1/{plan.fps}",
+        "setpts=N",
+        f"perspective={corners}:interpolation=linear:eval=frame",
+    ]
+    if (cw, ch) != (ow, oh):
+        steps.append(f"scale={ow}:{oh}:flags=bicubic")
+    steps.append("setsar=1")
+    return f"[0:v]{','.join(steps)}[v]"
+
+
+def ffmpeg_args(plan: KenBurnsPlan, image: Path, image_width: int, image_height: int, out: Path) -> list[str]:
+    """The whole ffmpeg command after the binary (benchmarks run exactly this from the shell)."""
+    return [
+        "-i", str(image),
+        "-filter_complex", filter_graph(plan, image_width, image_height),
+        "-map", "[v]", "-frames:v", str(plan.frames), "-r", str(plan.fps),
+        *H264, *BT709_TAGS, *BITEXACT, "-an", str(out),
+    ]  # fmt: skip
+
+
+class KenBurnsGenerator(BaseGenerator):
+    name = "local/ken-burns"
+    artifact_type = "video"
+    description = "Pan and zoom smoothly over a still image (presets or start/end views); H.264 MP4."
+    version = "1"
+
+    def get_input_schema(self) -> type[KenBurnsInput]:
+        return KenBurnsInput
+
+    def get_output_schema(self) -> type[KenBurnsOutput]:
+        return KenBurnsOutput
+
+    async def generate(self, inputs: KenBurnsInput, context: GeneratorContext) -> KenBurnsOutput:
+        source = await context.resolve_artifact(inputs.image)
+        # The artifact's width/height were probed from the bytes when it was stored; trust them.
+        iw, ih = inputs.image.width, inputs.image.height
+        plan = plan_ken_burns(inputs, iw, ih)
+        out = context.temp_path(".mp4")
+        await run_timed_ffmpeg(
+            context,
+            ffmpeg_args(plan, source, iw, ih, out),
+            duration=plan.duration,
+            what=f"{self.name} ({plan.frames} frames)",
+        )
+        context.publish_progress(1.0, f"{self.name}: done")
+        return KenBurnsOutput(video=await context.store_video_result(out, format="mp4"))
