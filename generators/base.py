@@ -103,7 +103,7 @@ class BaseGenerator(ABC):
 
     def availability(self) -> Availability:
         for module in self.requires_modules:
-            if importlib.util.find_spec(module) is None:
+            if not _importable(module):
                 return Availability(False, f"Python package {module!r} is not installed.",
                                     f"pip install {module}")
         for cred in self.credentials:
@@ -142,6 +142,13 @@ class BaseGenerator(ABC):
             compute_seconds=context.compute_seconds if context.compute_seconds is not None else elapsed,
             external_job_ids=list(context.external_job_ids),
         )
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a dotted name whose parent package is missing raises
+        return False
 
 
 def collect_artifacts(model: BaseModel) -> list[Artifact]:

@@ -54,7 +54,8 @@ class Registry:
         try:
             return self._generators[name]
         except KeyError:
-            raise GeneratorNotFoundError(name, difflib.get_close_matches(name, self._generators, n=3, cutoff=0.5))
+            close = difflib.get_close_matches(name, self._generators, n=3, cutoff=0.5)
+            raise GeneratorNotFoundError(name, close) from None
 
     def names(self) -> list[str]:
         return sorted(self._generators)
@@ -81,7 +82,8 @@ class Registry:
         callable taking the registry. A plugin that fails to load is recorded, not fatal.
         """
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            source = f"plugin {ep.value}"
+            dist = f"{ep.dist.name} {ep.dist.version} " if ep.dist is not None else ""
+            source = f"plugin {dist}({ep.value})"
             try:
                 target = ep.load()
                 if isinstance(target, type) and issubclass(target, BaseGenerator):
@@ -106,8 +108,15 @@ class Registry:
             section = tomllib.loads(path.read_text(encoding="utf-8")).get("generators", {})
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError(f"{path} is not valid TOML: {exc}.") from exc
+        if extra := sorted(set(section) - {"enabled", "disabled"}):
+            raise ConfigurationError(f"{path}: [generators] has unknown key(s) {', '.join(extra)}.",
+                                     hint="Only `enabled = [ids…]` and `disabled = [ids…]` are read there.")
         for key in ("enabled", "disabled"):
-            unknown = [n for n in section.get(key, []) if n not in self._generators]
+            ids = section.get(key, [])
+            if not isinstance(ids, list) or not all(isinstance(n, str) for n in ids):
+                raise ConfigurationError(f"{path}: [generators] {key} must be a list of generator ids.",
+                                         hint=f'Write it as {key} = ["local/ken-burns", "fal/flux-dev"].')
+            unknown = [n for n in ids if n not in self._generators]
             if unknown:
                 raise ConfigurationError(
                     f"{path}: [generators] {key} names unknown generator(s): {', '.join(unknown)}.",
