@@ -199,7 +199,8 @@ def _progress_expr(plan: KenBurnsPlan) -> str:
     """Fraction of the move done at frame `in` (0 on the first frame, 1 on the last), after easing."""
     if plan.frames == 1:
         return "0"
-    t = f"(in/{plan.frames - 1})"
+    # perspective counts frames from 1 (`in` is frame_count_out + 1); clip keeps the ends exact.
+    t = f"clip((in-1)/{plan.frames - 1},0,1)"
     return t if plan.easing is Easing.LINEAR else f"((1-cos(PI*{t}))/2)"
 
 

@@ -1,0 +1,105 @@
+"""Helpers for the local generators' tests: make small real inputs with ffmpeg and decode outputs with PyAV/Pillow."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from generators.artifacts import Artifact, AudioArtifact, ImageArtifact, VideoArtifact
+from generators.context import GeneratorContext
+from generators.media import ffmpeg_exe
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+async def make_video(
+    ctx: GeneratorContext, width: int, height: int, fps: int, seconds: float, *, audio: bool, pattern: str = "testsrc2"
+) -> VideoArtifact:
+    """A moving test pattern (and a 440 Hz tone when `audio`), stored in the context's store."""
+    out = ctx.temp_path(".mp4")
+    inputs = ["-f", "lavfi", "-i", f"{pattern}=s={width}x{height}:r={fps}:d={seconds}"]
+    if audio:
+        inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:d={seconds}"]
+    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    codecs += ["-c:a", "aac", "-shortest"] if audio else ["-an"]
+    _ffmpeg(*inputs, *codecs, str(out))
+    return await ctx.store_video_result(out)
+
+
+async def make_tone(ctx: GeneratorContext, seconds: float, frequency: int = 220) -> AudioArtifact:
+    out = ctx.temp_path(".wav")
+    _ffmpeg("-f", "lavfi", "-i", f"sine=frequency={frequency}:sample_rate=44100:d={seconds}", str(out))
+    return await ctx.store_audio_result(out)
+
+
+async def make_image(ctx: GeneratorContext, width: int, height: int, *, fmt: str = "png") -> ImageArtifact:
+    """A detailed still (smooth gradients plus fine stripes), so any motion over it shows in every frame."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = 127 + 120 * np.sin(xs / 7.0) * np.cos(ys / 11.0)
+    g = 255 * xs / width
+    b = 255 * ys / height
+    pixels = np.stack([r, g, b], axis=-1).clip(0, 255).astype(np.uint8)
+    out = ctx.temp_path(f".{fmt}")
+    Image.fromarray(pixels).save(out)
+    return await ctx.store_image_result(out)
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def path_of(ctx: GeneratorContext, artifact: Artifact) -> Path:
+    return await ctx.resolve_artifact(artifact)
+
+
+@dataclass
+class DecodedVideo:
+    width: int
+    height: int
+    fps: float
+    duration: float  # container duration, seconds
+    pix_fmt: str
+    codec: str
+    frames: list[np.ndarray]  # RGB, int16 so differences don't wrap
+    audio_streams: int
+    audio_rms: float  # of the first audio stream; 0 when there is none
+
+
+def decode_video(path: Path, *, keep_every: int = 1) -> DecodedVideo:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        frames = [
+            f.to_ndarray(format="rgb24").astype(np.int16)
+            for i, f in enumerate(container.decode(stream))
+            if i % keep_every == 0
+        ]
+        info = DecodedVideo(
+            width=ctx.width,
+            height=ctx.height,
+            fps=float(stream.average_rate),
+            duration=container.duration / 1_000_000,
+            pix_fmt=ctx.pix_fmt,
+            codec=ctx.name,
+            frames=frames,
+            audio_streams=len(container.streams.audio),
+            audio_rms=0.0,
+        )
+    if info.audio_streams:
+        with av.open(str(path)) as container:
+            samples = [f.to_ndarray().astype(np.float64).ravel() for f in container.decode(audio=0)]
+        info.audio_rms = float(np.sqrt(np.mean(np.concatenate(samples) ** 2)))
+    return info
+
+
+def frame_diffs(frames: list[np.ndarray]) -> list[float]:
+    """Mean absolute difference (0–255) between each frame and the next."""
+    return [float(np.abs(b - a).mean()) for a, b in zip(frames, frames[1:], strict=False)]

@@ -1,0 +1,157 @@
+"""local/ken-burns: the MP4 decodes at the asked size and length, moves the way asked, smoothly, and repeats exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _media_checks import decode_video, frame_diffs, make_image, path_of
+from PIL import Image
+
+from generators.context import GeneratorContext
+from generators.errors import InputValidationError
+from generators.local.ken_burns import KenBurnsGenerator, plan_ken_burns
+from generators.storage import LocalStore
+
+gen = KenBurnsGenerator()
+SMALL = {"resolution": "320x180", "duration": 1.0, "fps": 24}
+
+
+async def _clip(ctx, image, **inputs):
+    result = await gen.run({"image": image, **SMALL, **inputs}, ctx)
+    return decode_video(await path_of(ctx, result.primary)), result
+
+
+async def test_zoom_in_decodes_at_the_asked_size_length_and_frame_count(ctx):
+    image = await make_image(ctx, 640, 360)
+    video, result = await _clip(ctx, image, motion="zoom-in", easing="linear")
+    assert (video.width, video.height, video.codec, video.pix_fmt) == (320, 180, "h264", "yuv420p")
+    assert len(video.frames) == 24
+    assert abs(video.duration - 1.0) <= 1 / 24
+    assert video.audio_streams == 0
+    artifact = result.primary
+    assert (artifact.width, artifact.height, artifact.fps, artifact.format) == (320, 180, 24.0, "mp4")
+    assert artifact.parents == (image.sha256,)
+    assert result.compute_seconds > 0
+    assert min(f.mean() for f in video.frames) > 40, "a frame is (nearly) black"
+    diffs = frame_diffs(video.frames)
+    assert min(diffs) > 1.0, f"the picture freezes somewhere: {diffs}"
+    # It starts on the whole image and ends on its centre, magnified 1.25x.
+    first, last = video.frames[0].astype(np.uint8), video.frames[-1]
+    with Image.open(await path_of(ctx, image)) as src:
+        whole = np.asarray(src.convert("RGB").resize((320, 180), Image.Resampling.LANCZOS), dtype=np.int16)
+    start_error = np.abs(whole - first)[4:-4, 4:-4].mean()  # yuv420p blurs the fine red pattern a little
+    assert start_error < 6 and start_error < np.abs(whole - video.frames[2])[4:-4, 4:-4].mean() / 2, (
+        "the first frame is not the whole image"
+    )
+    centre = Image.fromarray(first).crop((32, 18, 288, 162)).resize((320, 180), Image.Resampling.BICUBIC)
+    magnified_error = np.abs(np.asarray(centre, dtype=np.int16) - last)[10:-10, 10:-10].mean()
+    unchanged_error = np.abs(first.astype(np.int16) - last)[10:-10, 10:-10].mean()
+    assert magnified_error < unchanged_error / 3, (magnified_error, unchanged_error)
+
+
+async def test_slow_motion_is_smooth_with_no_stalled_frames(ctx):
+    """A move of a fraction of a pixel per frame must still show in every frame (zoompan would stall)."""
+    image = await make_image(ctx, 640, 360)
+    video, _ = await _clip(
+        ctx,
+        image,
+        motion="custom",
+        easing="linear",
+        start_rect={"x": 0, "y": 0, "width": 1, "height": 1},
+        end_rect={"x": 0.015, "y": 0.015, "width": 0.97, "height": 0.97},
+    )
+    diffs = np.array(frame_diffs(video.frames))
+    assert diffs.min() > 0.4 * np.median(diffs), f"uneven motion, some frames stall: {diffs.round(2)}"
+    assert diffs.std() / diffs.mean() < 0.4, f"jittery motion: {diffs.round(2)}"
+
+
+@pytest.mark.parametrize(
+    ("motion", "channel", "direction"),
+    [("pan-right", 1, +1), ("pan-left", 1, -1), ("pan-down", 2, +1), ("pan-up", 2, -1)],
+)
+async def test_pans_travel_the_way_they_are_named(ctx, motion, channel, direction):
+    # The test image's green grows left→right and its blue top→bottom, so a pan shows up as a trend.
+    image = await make_image(ctx, 480, 480)
+    video, _ = await _clip(ctx, image, motion=motion, zoom=1.5, duration=0.5)
+    means = [float(f[..., channel].mean()) for f in video.frames]
+    assert direction * (means[-1] - means[0]) > 30, means
+    steps = np.diff(means) * direction
+    assert (steps >= -0.5).all(), f"the pan goes back and forth: {steps.round(2)}"
+
+
+async def test_same_inputs_give_identical_bytes_and_progress_is_reported(tmp_path):
+    """Two runs in two separate stores, as on two machines sharing a cache: the same bytes."""
+    seen: list[tuple[float, str]] = []
+    shas = []
+    for attempt in ("first", "second"):
+        store = LocalStore(tmp_path / attempt)
+        async with GeneratorContext(store, progress=lambda f, m: seen.append((f, m))) as ctx:
+            image = await make_image(ctx, 333, 251)  # odd sizes must work too
+            result = await gen.run({"image": image, **SMALL, "motion": "zoom-out"}, ctx)
+            shas.append(result.primary.sha256)
+    assert shas[0] == shas[1]
+    ffmpeg_reports = [f for f, m in seen if "local/ken-burns (24 frames)" in m]
+    assert ffmpeg_reports and all(0 <= f <= 1 for f in ffmpeg_reports)
+    assert seen[-1][0] == 1.0
+
+
+def test_views_keep_the_output_aspect_and_stay_inside_the_image():
+    inputs = gen.parse_inputs(
+        {
+            "image": _fake_image(1000, 1000),
+            "resolution": "1280x720",
+            "motion": "custom",
+            "start_rect": {"x": 0, "y": 0, "width": 1, "height": 1},
+            "end_rect": {"x": 0.5, "y": 0.5, "width": 0.5, "height": 0.2},
+        }
+    )
+    plan = plan_ken_burns(inputs, 1000, 1000)
+    for view in (plan.start, plan.end):
+        assert view.width / view.height == pytest.approx(1280 / 720)
+        assert view.left >= 0 and view.top >= 0
+        assert view.left + view.width <= 1000 + 1e-6 and view.top + view.height <= 1000 + 1e-6
+    assert plan.end.top == pytest.approx(500) and plan.end.height == pytest.approx(200)  # fitted inside the rect
+    assert plan.frames == 150 and plan.canvas[0] % 2 == 0 and plan.canvas[1] % 2 == 0
+
+
+def _fake_image(width: int, height: int) -> dict:
+    return {
+        "kind": "image",
+        "sha256": "0" * 64,
+        "storage_url": "file:///nowhere.png",
+        "format": "png",
+        "size_bytes": 1,
+        "width": width,
+        "height": height,
+    }
+
+
+@pytest.mark.parametrize(
+    ("inputs", "field", "words"),
+    [
+        ({"duration": 0.2}, "duration", "greater than or equal to 0.5"),
+        ({"duration": 61}, "duration", "less than or equal to 60"),
+        ({"fps": 29}, "fps", "24, 25, 30 or 60"),
+        ({"resolution": "1000x1000"}, "resolution", "'320x180'"),
+        ({"motion": "spin"}, "motion", "'zoom-in'"),
+        ({"easing": "bounce"}, "easing", "'linear' or 'ease-in-out'"),
+        ({"zoom": 5}, "zoom", "less than or equal to 3"),
+        ({"motion": "custom"}, "(inputs)", "needs both start_rect and end_rect"),
+        ({"start_rect": {"x": 0.1, "width": 0.5}}, "(inputs)", "used only with motion='custom'"),
+        (
+            {"motion": "custom", "start_rect": {}, "end_rect": {"x": 0.5, "width": 0.6}},
+            "end_rect",
+            "reaches past the image",
+        ),
+        (
+            {"motion": "custom", "start_rect": {"width": 0.01}, "end_rect": {}},
+            "start_rect.width",
+            "greater than or equal to 0.05",
+        ),
+    ],
+)
+def test_bad_inputs_are_rejected_with_a_clear_message(inputs, field, words):
+    with pytest.raises(InputValidationError) as caught:
+        gen.parse_inputs({"image": _fake_image(640, 360), **inputs})
+    message = str(caught.value)
+    assert f"- {field}:" in message and words in message, message
