@@ -1,0 +1,1 @@
+"""Benchmarks: standalone scripts run as `python -m bench.<name>`, each printing ratios against a baseline."""
