@@ -1,0 +1,89 @@
+"""API keys for hosted providers: the env var first, then registered secret sources (e.g. Prefect blocks).
+
+generators/ imports nothing from Prefect. The blocks layer calls `register_secret_source(fn)` with a
+function that loads a key by block name; a user points a credential at a block by setting
+`<ENV_VAR>_BLOCK` to the block's name (see MissingCredentialError's hint).
+
+Keys are handed out as `pydantic.SecretStr`, whose repr and str hide the value, and every key handed
+out is remembered so `redact()` can strip it from any text (provider bodies, messages) before that
+text reaches an error, a log line or an artifact.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+from pydantic import SecretStr
+
+from .base import Credential
+from .errors import ConfigurationError, MissingCredentialError
+
+# (credential, block name or None) -> the key, or None when this source does not have it.
+SecretSource = Callable[[Credential, "str | None"], "str | SecretStr | None"]
+
+_sources: list[SecretSource] = []
+_known: set[str] = set()
+_lock = threading.Lock()
+_MIN_REDACT_LEN = 6  # shorter "keys" are test placeholders; masking them would mangle ordinary words
+MASK = "[redacted]"
+
+
+def register_secret_source(fn: SecretSource) -> SecretSource:
+    """Add a source asked (in registration order) after the env var; returns `fn`, so it works as a decorator."""
+    with _lock:
+        if fn not in _sources:
+            _sources.append(fn)
+    return fn
+
+
+def unregister_secret_source(fn: SecretSource) -> None:
+    with _lock:
+        if fn in _sources:
+            _sources.remove(fn)
+
+
+def get_secret(credential: Credential) -> SecretStr:
+    """The key for `credential`: $ENV_VAR, else the first secret source that has it, else a clear error."""
+    value = os.environ.get(credential.env_var, "").strip()
+    if value:
+        return remember_secret(value)
+    block = os.environ.get(f"{credential.env_var}_BLOCK", "").strip() or None
+    with _lock:
+        sources = list(_sources)
+    for source in sources:
+        found = source(credential, block)
+        secret = found.get_secret_value() if isinstance(found, SecretStr) else found
+        if secret and secret.strip():
+            return remember_secret(secret.strip())
+    if block:
+        raise ConfigurationError(
+            f"{credential.env_var}_BLOCK names the block {block!r}, but no secret source could load it.",
+            hint=f"Check that a {credential.block_type or 'credentials'} block named {block!r} exists and that "
+            f"boardflow's blocks are imported (they register the loader), or set {credential.env_var} directly.",
+        )
+    raise MissingCredentialError(
+        credential.env_var,
+        provider=credential.provider,
+        signup_url=credential.signup_url,
+        block_type=credential.block_type,
+    )
+
+
+def redact(text: str, *secrets: str | SecretStr) -> str:
+    """`text` with every key boardflow has handed out (and any `secrets` given) replaced by a mask."""
+    extra = {s.get_secret_value() if isinstance(s, SecretStr) else s for s in secrets}
+    with _lock:
+        values = _known | {s for s in extra if len(s) >= _MIN_REDACT_LEN}
+    for value in sorted(values, key=len, reverse=True):  # longest first: a key may contain a shorter one
+        text = text.replace(value, MASK)
+    return text
+
+
+def remember_secret(value: str) -> SecretStr:
+    """Wrap a key and remember it for redact(); clients given a key directly call this too."""
+    if len(value) >= _MIN_REDACT_LEN:
+        with _lock:
+            _known.add(value)
+    return SecretStr(value)

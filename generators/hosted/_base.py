@@ -1,0 +1,143 @@
+"""What the per-provider hosted generator classes share: one instance per model spec, outputs, uploads, rejoining."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..artifacts import Artifact, AudioArtifact, ImageArtifact, TextArtifact, VideoArtifact
+from ..base import BaseGenerator
+from ..context import GeneratorContext
+from ..pricing import Price
+from ..providers._http import ProviderClient, mime_type
+
+log = logging.getLogger("boardflow")
+R = TypeVar("R", bound="JobRecord")
+Upload = Callable[[Path, str], Awaitable[str]]  # (local file, MIME type) -> URL the provider can read
+
+
+class ImagesOutput(BaseModel):
+    images: list[ImageArtifact] = Field(min_length=1)
+
+
+class VideoOutput(BaseModel):
+    video: VideoArtifact
+
+
+class AudioOutput(BaseModel):
+    audio: AudioArtifact
+
+
+class TextOutput(BaseModel):
+    text: TextArtifact
+
+
+OUTPUTS: dict[str, type[BaseModel]] = {
+    "image": ImagesOutput,
+    "video": VideoOutput,
+    "audio": AudioOutput,
+    "text": TextOutput,
+}
+
+
+def output_for(kind: str, artifacts: list[Artifact]) -> BaseModel:
+    if kind == "image":
+        return ImagesOutput(images=artifacts)  # type: ignore[arg-type]
+    (only,) = artifacts  # video, audio and text models make exactly one
+    return OUTPUTS[kind].model_validate({kind: only})
+
+
+@dataclass(frozen=True)
+class HostedSpec:
+    """One hosted model: its boardflow id, the provider's model id, its input schema and how it is priced."""
+
+    id: str  # stable boardflow id, provider/model style
+    model: str  # the provider's own id: endpoint, "owner/name", or model name
+    artifact_type: str
+    description: str
+    input: type[BaseModel]
+    price: Price
+    units: Callable[[Any], Decimal | int | float]  # how many price units these inputs buy
+    max_wait_s: float = 900.0  # how long to poll before giving up (the job stays journaled)
+
+
+class JobRecord(BaseModel):
+    """A journal entry (generators/context.py) as this generator wrote it; unknown keys are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str
+    generator: str | None = None
+    provider: str
+
+
+class HostedGenerator(BaseGenerator):
+    """Base of FalGenerator, ReplicateGenerator, OpenAIGenerator, ElevenLabsGenerator: data, not copies.
+
+    `client_options` go to the provider client (base_url, http, poll_interval…); `configured()` returns a
+    copy with some changed, e.g. a shared httpx client for a batch or fast polling in tests.
+    """
+
+    client_class: ClassVar[type[ProviderClient]]
+
+    def __init__(self, spec: HostedSpec, **client_options: Any) -> None:
+        self.spec = spec
+        self.name = spec.id
+        self.artifact_type = spec.artifact_type
+        self.description = spec.description
+        self.provider = self.client_class.info.name
+        self.credentials = (self.client_class.info.credential,)
+        self.cost_model = spec.price.describe()
+        self.client_options = client_options
+
+    def configured(self, **client_options: Any) -> HostedGenerator:
+        return type(self)(self.spec, **{**self.client_options, **client_options})
+
+    def get_input_schema(self) -> type[BaseModel]:
+        return self.spec.input
+
+    def get_output_schema(self) -> type[BaseModel]:
+        return OUTPUTS[self.spec.artifact_type]
+
+    async def estimate_cost(self, inputs: Any) -> Decimal:
+        return self.spec.price.times(self.spec.units(inputs))
+
+    def client(self) -> Any:
+        return self.client_class(**self.client_options)
+
+    async def provider_arguments(self, inputs: BaseModel, context: GeneratorContext, upload: Upload) -> dict:
+        """The inputs as the provider's JSON: schema fields mirror the provider's names, and each artifact
+        field (single, optional or list) becomes the URL of its bytes, uploaded with `upload`."""
+        arguments = inputs.model_dump(mode="json", exclude_none=True)
+        for field in type(inputs).model_fields:
+            value = getattr(inputs, field)
+            if isinstance(value, Artifact):
+                arguments[field] = await self._upload(value, context, upload)
+            elif isinstance(value, list) and value and isinstance(value[0], Artifact):
+                arguments[field] = [await self._upload(item, context, upload) for item in value]
+        return arguments
+
+    @staticmethod
+    async def _upload(artifact: Artifact, context: GeneratorContext, upload: Upload) -> str:
+        path = await context.resolve_artifact(artifact)
+        return await upload(path, mime_type(artifact.format, artifact.artifact_type))
+
+    async def previous_record(self, context: GeneratorContext, record: type[R]) -> R | None:
+        """The job an earlier attempt of this same step (same cache key) submitted, if it was ours."""
+        raw = await context.previous_job()
+        if raw is None:
+            return None
+        try:
+            found = record.model_validate(raw)
+        except ValidationError as exc:
+            log.warning("%s: ignoring a journal entry that is not a %s job (%s)", self.name, self.provider, exc)
+            return None
+        if found.provider != self.provider or found.generator not in (None, self.name):
+            return None
+        return found

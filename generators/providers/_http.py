@@ -1,0 +1,282 @@
+"""What every provider client shares: auth'd requests, HTTP-error mapping, Retry-After, parsing, polling, downloads."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from urllib.parse import urlparse
+
+import httpx
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from ..base import Credential
+from ..credentials import get_secret, redact, remember_secret
+from ..errors import (
+    InsufficientCreditError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderInputError,
+    RateLimitError,
+    TransientProviderError,
+    UnexpectedResponseError,
+)
+
+if TYPE_CHECKING:
+    from ..artifacts import Artifact
+    from ..context import GeneratorContext
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+# Connect fails fast; reads allow for slow synchronous endpoints (speech, image edits) that answer in one go.
+DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+_INPUT_STATUSES = {400, 404, 409, 413, 415, 422}
+_MAX_POLL_FAILURES = 6
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    name: str
+    credential: Credential
+    billing_url: str
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """What a provider's error body says, in its own shape: the message and whether it means 'out of credit'."""
+
+    message: str
+    out_of_credit: bool = False
+
+
+def retry_after_seconds(headers: httpx.Headers) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `Retry-After` as seconds or an HTTP date; None when absent."""
+    if "retry-after-ms" in headers:
+        try:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        except ValueError:
+            pass
+    if "retry-after" not in headers:
+        return None
+    value = headers["retry-after"].strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_for_response(response: httpx.Response, info: ProviderInfo, described: ErrorInfo) -> ProviderError:
+    """The error class a failed response stands for, with the provider's message and no key in sight."""
+    status = response.status_code
+    cred = info.credential
+    kw: dict[str, Any] = {"provider": info.name, "status_code": status, "body": redact(response.text[:4000])}
+    message = redact(described.message) or f"HTTP {status} with an empty body"
+    if described.out_of_credit or status == 402:
+        return InsufficientCreditError(message, hint=f"Add credit at {info.billing_url}, then run again.", **kw)
+    if status in (401, 403):
+        where = f" (or the {cred.block_type} block named by {cred.env_var}_BLOCK)" if cred.block_type else ""
+        return ProviderAuthError(
+            message,
+            hint=f"Check the key in {cred.env_var}{where}; get one at {cred.signup_url}. Retrying will not help.",
+            **kw,
+        )
+    if status == 429:
+        return RateLimitError(message, retry_after=retry_after_seconds(response.headers), **kw)
+    if status in _INPUT_STATUSES:
+        return ProviderInputError(message, **kw)
+    if status >= 500 or status == 408:
+        return TransientProviderError(message, **kw)
+    return ProviderError(message, **kw)
+
+
+def parse(model: type[M], response: httpx.Response, provider: str) -> M:
+    """The body as `model`; a body that does not match raises UnexpectedResponseError carrying it."""
+    return parse_data(model, response.content, provider, f"{response.request.method} {response.request.url.path}")
+
+
+def parse_data(model: type[M], data: Any, provider: str, what: str) -> M:
+    try:
+        if isinstance(data, bytes):  # a raw body; anything else is JSON already decoded (e.g. an output field)
+            return model.model_validate_json(data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(body)"
+        body = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+        raise UnexpectedResponseError(
+            f"{what} answered with a body that is not a {model.__name__} ({where}: {first['msg']})",
+            provider=provider,
+            body=redact(body),
+        ) from None
+
+
+class ProviderClient:
+    """Base of the four clients: one httpx.AsyncClient (injectable), the key, an overridable base URL.
+
+    Use as `async with FalClient() as fal:`; an injected client is left open for its owner to close.
+    """
+
+    info: ClassVar[ProviderInfo]
+    default_base_url: ClassVar[str]
+    base_url_env: ClassVar[str]
+
+    def __init__(
+        self,
+        api_key: str | SecretStr | None = None,
+        *,
+        base_url: str | None = None,
+        http: httpx.AsyncClient | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        poll_interval: float = 0.5,
+        max_poll_interval: float = 5.0,
+    ) -> None:
+        if isinstance(api_key, SecretStr):
+            api_key = api_key.get_secret_value()
+        # A key passed in is remembered like one from the environment, so redact() masks it too.
+        self._key = remember_secret(api_key) if api_key else get_secret(self.info.credential)
+        self.base_url = (base_url or os.environ.get(self.base_url_env) or self.default_base_url).rstrip("/")
+        self._http = http or httpx.AsyncClient(timeout=timeout)
+        self._owns_http = http is None
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max(max_poll_interval, poll_interval)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    @property
+    def key(self) -> str:
+        return self._key.get_secret_value()
+
+    def auth_headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def describe_error(self, response: httpx.Response) -> ErrorInfo:
+        raise NotImplementedError
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def check_own_url(self, url: str) -> str:
+        """Refuse to send the key to a host other than the base URL's (a job's URLs come from a response)."""
+        ours, theirs = urlparse(self.base_url), urlparse(url)
+        if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
+            raise UnexpectedResponseError(
+                f"refusing to send the API key to {theirs.scheme}://{theirs.netloc}, "
+                f"which is not {ours.scheme}://{ours.netloc}",
+                provider=self.info.name,
+                body=url,
+            )
+        return url
+
+    async def request(self, method: str, url: str, *, auth: bool = True, **kw: Any) -> httpx.Response:
+        """Send one request; transport faults and non-2xx answers become boardflow errors."""
+        if auth:
+            kw["headers"] = {**self.auth_headers(), **kw.get("headers", {})}
+            self.check_own_url(url)
+        try:
+            response = await self._http.request(method, url, **kw)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(method, url, exc) from None
+        if not response.is_success:
+            raise error_for_response(response, self.info, self.describe_error(response))
+        return response
+
+    async def stream_to(self, method: str, url: str, dest: Path, **kw: Any) -> httpx.Headers:
+        """Send one request and stream a binary answer (audio) into `dest`; returns the response headers."""
+        kw["headers"] = {**self.auth_headers(), **kw.get("headers", {})}
+        self.check_own_url(url)
+        try:
+            async with self._http.stream(method, url, **kw) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise error_for_response(response, self.info, self.describe_error(response))
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with dest.open("wb") as fh:
+                    async for chunk in response.aiter_bytes(1 << 16):
+                        fh.write(chunk)
+                return response.headers
+        except httpx.HTTPError as exc:
+            raise self._transport_error(method, url, exc) from None
+
+    def _transport_error(self, method: str, url: str, exc: httpx.HTTPError) -> TransientProviderError:
+        kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "lost its connection"
+        detail = redact(str(exc)) or type(exc).__name__
+        return TransientProviderError(f"{method} {urlparse(url).path} {kind} ({detail})", provider=self.info.name)
+
+    async def poll(self, check: Callable[[], Awaitable[T | None]], *, timeout: float, what: str) -> T:
+        """Call `check` until it returns a value, backing off between calls and riding out transient faults."""
+        deadline = time.monotonic() + timeout
+        interval, failures = self.poll_interval, 0
+        while True:
+            try:
+                result = await check()
+                failures = 0
+            except (RateLimitError, TransientProviderError) as exc:
+                # A status GET is idempotent: retrying it here is safe and keeps one blip from failing a long job.
+                failures += 1
+                if failures > _MAX_POLL_FAILURES or time.monotonic() >= deadline:
+                    raise
+                backoff = min(self.poll_interval * 2**failures, 30.0)
+                wait = exc.retry_after if isinstance(exc, RateLimitError) and exc.retry_after else backoff
+                await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+                continue
+            if result is not None:
+                return result
+            if time.monotonic() >= deadline:
+                raise TransientProviderError(
+                    f"{what} is still running after {timeout:.0f} s",
+                    provider=self.info.name,
+                    hint="Its job id is journaled: run the step again to rejoin the job instead of paying twice.",
+                )
+            await asyncio.sleep(interval)
+            interval = min(interval * 1.5, self.max_poll_interval)
+
+
+async def store_output(context: GeneratorContext, kind: str, url: str, provider: str) -> Artifact:
+    """Download a provider's output URL into the store (streamed, probed); a dropped download is transient."""
+    try:
+        return await context.store_artifact(kind, url)
+    except httpx.HTTPError as exc:
+        kind_of = "timed out" if isinstance(exc, httpx.TimeoutException) else "lost its connection"
+        raise TransientProviderError(
+            f"the download of the output {kind_of} ({redact(str(exc))})", provider=provider
+        ) from None
+
+
+async def file_chunks(path: Path, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    """A file's bytes in chunks, for request bodies that should not be loaded whole (uploads)."""
+    with path.open("rb") as fh:
+        while chunk := await asyncio.to_thread(fh.read, size):
+            yield chunk
+
+
+def mime_type(fmt: str, kind: str) -> str:
+    """The MIME type providers expect for an artifact's format."""
+    special = {
+        "jpg": "image/jpeg",
+        "jpeg": "image/jpeg",
+        "mp3": "audio/mpeg",
+        "m4a": "audio/mp4",
+        "mkv": "video/x-matroska",
+        "mov": "video/quicktime",
+        "txt": "text/plain",
+    }
+    return special.get(fmt, f"{kind}/{fmt}")

@@ -1,0 +1,232 @@
+"""fal's queue API (queue.fal.run) and storage upload (rest.alpha.fal.ai) as the fake server speaks them."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import media
+
+if TYPE_CHECKING:
+    from .server import FakeProviderServer, Request, Response
+
+QUEUE, REST, UPLOAD = "/fal/queue/", "/fal/rest/", "/fal/upload/"
+IMAGE_SIZES = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+
+
+def presented_key(req: Request) -> str | None:
+    auth = req.headers.get("authorization", "")
+    return auth.removeprefix("Key ") if auth.startswith("Key ") else None
+
+
+def error(status: int, presented: str = "") -> Response:
+    from .server import json_response
+
+    if status == 401:
+        return json_response({"detail": f"Invalid API key: {presented}"}, 401)
+    if status == 402:  # fal answers an empty account with 403 and this text
+        return json_response(
+            {"detail": "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing."},
+            403,
+        )
+    if status in (400, 422):
+        return _invalid("prompt", "field required")
+    if status == 429:
+        return json_response({"detail": "Too many requests, slow down."}, 429)
+    return json_response({"detail": "Internal Server Error"}, status)
+
+
+def _invalid(field: str, msg: str) -> Response:
+    from .server import json_response
+
+    return json_response({"detail": [{"loc": ["body", field], "msg": msg, "type": "value_error"}]}, 422)
+
+
+def handle(fake: FakeProviderServer, req: Request) -> Response:
+    from .server import Response, json_response
+
+    if req.path.startswith(UPLOAD) and req.method == "PUT":  # the signed URL: no key, no faults
+        if "authorization" in req.headers:  # signed URLs refuse a second credential, and it must not leak there
+            return json_response({"detail": "signed upload URLs take no Authorization header"}, 400)
+        name = req.path.removeprefix(UPLOAD)
+        with fake._lock:
+            fake.files[name] = (req.body, req.headers.get("content-type", "application/octet-stream"))
+        return Response(200, b"", "text/plain")
+    rest = req.path.startswith(REST)
+    if blocked := fake.gate("fal", presented_key(req), error):
+        return blocked
+    if rest and req.path == REST + "storage/upload/initiate" and req.method == "POST":
+        body = req.json()
+        ext = body["file_name"].rsplit(".", 1)[-1]
+        name = f"{time.time_ns()}.{ext}"
+        return json_response({"upload_url": f"{fake.url}{UPLOAD}{name}", "file_url": f"{fake.url}/files/{name}"})
+    tail = req.path.removeprefix(QUEUE)
+    if "/requests/" in tail:
+        app, _, rest_path = tail.partition("/requests/")
+        request_id, _, action = rest_path.partition("/")
+        job = fake.jobs.get(request_id)
+        if job is None or job.provider != "fal":
+            return json_response({"detail": f"Request {request_id} not found"}, 404)
+        return _job_route(fake, job, app, req.method, action)
+    if req.method != "POST":
+        return json_response({"detail": "Method Not Allowed"}, 405)
+    return _submit(fake, tail, req.json())
+
+
+def _submit(fake: FakeProviderServer, endpoint: str, args: Any) -> Response:
+    from .server import Response, json_response
+
+    if endpoint not in MODELS:
+        return json_response({"detail": f"Application '{endpoint}' not found"}, 404)
+    if problem := MODELS[endpoint][0](fake, args):
+        return _invalid(*problem)
+    job = fake.new_job("fal", endpoint, args)
+    if fake.take_drop():
+        return Response(drop=True)
+    app = "/".join(endpoint.split("/")[:2])  # like fal: the URLs name the app, not the endpoint's sub-path
+    base = f"{fake.url}{QUEUE}{app}/requests/{job.id}"
+    return json_response(
+        {
+            "status": "IN_QUEUE",
+            "request_id": job.id,
+            "queue_position": 0,
+            "response_url": base,
+            "status_url": f"{base}/status",
+            "cancel_url": f"{base}/cancel",
+        }
+    )
+
+
+def _job_route(fake: FakeProviderServer, job: Any, app: str, method: str, action: str) -> Response:
+    from .server import json_response
+
+    state = job.state(time.time())
+    base = f"{fake.url}{QUEUE}{app}/requests/{job.id}"
+    if action == "status" and method == "GET":
+        if state == "queued":
+            return json_response({"status": "IN_QUEUE", "queue_position": 0, "response_url": base}, 202)
+        if state == "running":
+            return json_response({"status": "IN_PROGRESS", "response_url": base, "logs": None}, 202)
+        out = {"status": "COMPLETED", "response_url": base, "logs": None, "metrics": {"inference_time": 0.05}}
+        if state in ("failed", "canceled"):
+            out |= {"error": job.error or "Request was cancelled", "error_type": "runner_error"}
+        return json_response(out, 200)
+    if action == "cancel" and method == "PUT":
+        if state in ("done", "failed"):
+            return json_response({"status": "ALREADY_COMPLETED"}, 400)
+        job.canceled = True
+        return json_response({"status": "CANCELLATION_REQUESTED"}, 202)
+    if action == "" and method == "GET":
+        if state in ("queued", "running"):
+            return json_response({"detail": "Request is still in progress"}, 400)
+        if state in ("failed", "canceled"):
+            return json_response({"detail": job.error or "Request was cancelled"}, 500)
+        if job.output is None:
+            job.output = MODELS[job.model][1](fake, job.input)
+        return json_response(job.output)
+    return json_response({"detail": "Not Found"}, 404)
+
+
+# -- the models: (validate -> (field, message) | None, make output) ------------------------------
+
+
+def _size(args: dict) -> tuple[int, int]:
+    size = args.get("image_size", "landscape_4_3")
+    return (size["width"], size["height"]) if isinstance(size, dict) else IMAGE_SIZES[size]
+
+
+def _check_flux(fake: FakeProviderServer, args: Any) -> tuple[str, str] | None:
+    if not isinstance(args, dict) or not str(args.get("prompt", "")).strip():
+        return ("prompt", "field required")
+    size = args.get("image_size", "landscape_4_3")
+    if not isinstance(size, dict) and size not in IMAGE_SIZES:
+        return ("image_size", f"unexpected value; permitted: {', '.join(IMAGE_SIZES)}")
+    if not 1 <= int(args.get("num_images", 1)) <= 4:
+        return ("num_images", "ensure this value is between 1 and 4")
+    return None
+
+
+def _flux(fake: FakeProviderServer, args: dict) -> dict:
+    width, height = _size(args)
+    fmt = args.get("output_format", "jpeg")
+    data = media.image(width, height, fmt, media.variant_of(args["prompt"]))
+    images = [
+        {"url": fake.add_file(data, fmt), "width": width, "height": height, "content_type": f"image/{fmt}"}
+        for _ in range(int(args.get("num_images", 1)))
+    ]
+    return {
+        "images": images,
+        "timings": {"inference": 0.05},
+        "seed": 42,
+        "has_nsfw_concepts": [False] * len(images),
+        "prompt": args["prompt"],
+    }
+
+
+def _check_image_url(fake: FakeProviderServer, args: Any) -> tuple[str, str] | None:
+    if not isinstance(args, dict) or "image_url" not in args:
+        return ("image_url", "field required")
+    if fake.file_bytes(args["image_url"]) is None:
+        return ("image_url", "could not download the file at image_url")
+    return None
+
+
+def _clarity(fake: FakeProviderServer, args: dict) -> dict:
+    factor = float(args.get("upscale_factor", 2))
+    width, height = media.probe_image_size(fake.file_bytes(args["image_url"]))
+    out_w, out_h = math.floor(width * factor), math.floor(height * factor)
+    data = media.image(out_w, out_h, "png", 1)
+    return {
+        "image": {
+            "url": fake.add_file(data, "png"),
+            "content_type": "image/png",
+            "file_name": "upscaled.png",
+            "file_size": len(data),
+            "width": out_w,
+            "height": out_h,
+        },
+        "seed": 7,
+        "timings": {},
+    }
+
+
+def _check_kling(fake: FakeProviderServer, args: Any, needs_image: bool) -> tuple[str, str] | None:
+    if not isinstance(args, dict) or not str(args.get("prompt", "")).strip():
+        return ("prompt", "field required")
+    if str(args.get("duration", "5")) not in ("5", "10"):
+        return ("duration", "unexpected value; permitted: '5', '10'")
+    return _check_image_url(fake, args) if needs_image else None
+
+
+def _kling(fake: FakeProviderServer, args: dict) -> dict:
+    width, height = fake.knobs.video_size
+    if args.get("aspect_ratio") == "9:16":
+        width, height = height, width
+    elif args.get("aspect_ratio") == "1:1":
+        width = height
+    data = media.video(width, height, float(args.get("duration", "5")), 24, media.variant_of(args["prompt"]))
+    return {
+        "video": {
+            "url": fake.add_file(data, "mp4"),
+            "content_type": "video/mp4",
+            "file_name": "output.mp4",
+            "file_size": len(data),
+        }
+    }
+
+
+MODELS = {
+    "fal-ai/flux/dev": (_check_flux, _flux),
+    "fal-ai/flux/schnell": (_check_flux, _flux),
+    "fal-ai/clarity-upscaler": (_check_image_url, _clarity),
+    "fal-ai/kling-video/v2.1/standard/image-to-video": (lambda f, a: _check_kling(f, a, True), _kling),
+    "fal-ai/kling-video/v2.5-turbo/pro/text-to-video": (lambda f, a: _check_kling(f, a, False), _kling),
+}

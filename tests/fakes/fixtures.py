@@ -1,0 +1,60 @@
+"""pytest fixtures for the fake provider server: one server per test session, clean knobs and records per test.
+
+Use from a conftest: `from tests.fakes.fixtures import fake, hosted_ctx  # noqa: F401`.
+"""
+
+from __future__ import annotations
+
+import atexit
+from urllib.parse import urlparse
+
+import pytest
+
+from .server import FakeProviderServer
+
+_server: FakeProviderServer | None = None
+
+
+def fake_provider_server() -> FakeProviderServer:
+    """The session's server, started on first use (several conftests may ask; there is still one)."""
+    global _server
+    if _server is None:
+        _server = FakeProviderServer().start()
+        atexit.register(_server.stop)
+    return _server
+
+
+def provider_env(server: FakeProviderServer) -> dict[str, str]:
+    """Env vars that point every real provider client at `server` with its keys, and let downloads reach it."""
+    url, keys = server.url, server.knobs.keys
+    return {
+        "FAL_KEY": keys["fal"],
+        "FAL_BASE_URL": f"{url}/fal/queue",
+        "FAL_REST_URL": f"{url}/fal/rest",
+        "REPLICATE_API_TOKEN": keys["replicate"],
+        "REPLICATE_BASE_URL": f"{url}/replicate/v1",
+        "OPENAI_API_KEY": keys["openai"],
+        "OPENAI_BASE_URL": f"{url}/openai/v1",
+        "ELEVENLABS_API_KEY": keys["elevenlabs"],
+        "ELEVENLABS_BASE_URL": f"{url}/elevenlabs",
+        # Outputs are downloaded from the fake on loopback: allow exactly its host:port, nothing wider.
+        "BOARDFLOW_ALLOWED_HOSTS": urlparse(url).netloc,
+    }
+
+
+@pytest.fixture
+def fake(monkeypatch) -> FakeProviderServer:
+    server = fake_provider_server()
+    server.reset()
+    for name, value in provider_env(server).items():
+        monkeypatch.setenv(name, value)
+    return server
+
+
+@pytest.fixture
+async def hosted_ctx(store, fake):
+    """A GeneratorContext on a fresh local store whose fetch policy admits the fake server."""
+    from generators.context import GeneratorContext
+
+    async with GeneratorContext(store, run_id="test-run", cache_key="test-step-key") as context:
+        yield context

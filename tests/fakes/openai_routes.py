@@ -1,0 +1,157 @@
+"""OpenAI's images (generations, edits), speech and transcription endpoints as the fake server speaks them."""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING, Any
+
+from . import media
+
+if TYPE_CHECKING:
+    from .server import FakeProviderServer, Request, Response
+
+V1 = "/openai/v1/"
+SIZES = {"1024x1024": (1024, 1024), "1536x1024": (1536, 1024), "1024x1536": (1024, 1536)}
+OUTPUT_TOKENS = {
+    "low": {"1024x1024": 272, "1024x1536": 408, "1536x1024": 400},
+    "medium": {"1024x1024": 1056, "1024x1536": 1584, "1536x1024": 1568},
+    "high": {"1024x1024": 4160, "1024x1536": 6240, "1536x1024": 6208},
+}
+VOICES = {"alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse"}
+
+
+def presented_key(req: Request) -> str | None:
+    auth = req.headers.get("authorization", "")
+    return auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+
+
+def _error(status: int, message: str, type_: str, code: str | None, param: str | None = None) -> Response:
+    from .server import json_response
+
+    return json_response({"error": {"message": message, "type": type_, "param": param, "code": code}}, status)
+
+
+def error(status: int, presented: str = "") -> Response:
+    if status == 401:
+        return _error(
+            401,
+            f"Incorrect API key provided: {presented}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            "invalid_request_error",
+            "invalid_api_key",
+        )
+    if status == 402:  # OpenAI answers an account without credit with 429 insufficient_quota
+        return _error(
+            429,
+            "You exceeded your current quota, please check your plan and billing details.",
+            "insufficient_quota",
+            "insufficient_quota",
+        )
+    if status in (400, 422):
+        return _error(
+            400,
+            "Invalid value for 'size': must be one of 1024x1024, 1536x1024, 1024x1536, auto.",
+            "invalid_request_error",
+            "invalid_value",
+            "size",
+        )
+    if status == 429:
+        return _error(
+            429, "Rate limit reached for gpt-image-1 on images per minute (IPM).", "requests", "rate_limit_exceeded"
+        )
+    return _error(
+        status, "The server had an error while processing your request. Sorry about that!", "server_error", None
+    )
+
+
+def handle(fake: FakeProviderServer, req: Request) -> Response:
+    from .server import json_response
+
+    if blocked := fake.gate("openai", presented_key(req), error):
+        return blocked
+    path = req.path.removeprefix(V1)
+    if req.method != "POST":
+        return _error(405, "Method not allowed", "invalid_request_error", None)
+    if path == "images/generations":
+        return _images(fake, req.json(), [])
+    if path == "images/edits":
+        fields, files = req.form()
+        images = [data for name, _fn, data, _ct in files if name in ("image", "image[]")]
+        if not images:
+            return _error(400, "Missing required parameter: 'image'.", "invalid_request_error", None, "image")
+        return _images(fake, fields, images)
+    if path == "audio/speech":
+        return _speech(fake, req.json())
+    if path == "audio/transcriptions":
+        fields, files = req.form()
+        return _transcribe(fake, fields, files)
+    return json_response({"error": {"message": f"Invalid URL (POST /v1/{path})", "type": "invalid_request_error"}}, 404)
+
+
+def _images(fake: FakeProviderServer, body: dict[str, Any], inputs: list[bytes]) -> Response:
+    from .server import Response, json_response
+
+    prompt = str(body.get("prompt", ""))
+    if not prompt.strip():
+        return _error(400, "Missing required parameter: 'prompt'.", "invalid_request_error", None, "prompt")
+    size, quality, n = body.get("size", "auto"), body.get("quality", "auto"), int(body.get("n", 1))
+    if size not in (*SIZES, "auto"):
+        return error(400)
+    if size == "auto":
+        size = "1024x1024"
+    quality = "high" if quality == "auto" else quality
+    fake.bill("openai", "gpt-image-1", f"img-{len(fake.submissions('openai'))}", {"prompt": prompt, "n": n})
+    if fake.take_drop():
+        return Response(drop=True)
+    fmt = body.get("output_format", "png")
+    width, height = SIZES[size]
+    data = base64.b64encode(media.image(width, height, fmt, media.variant_of(prompt))).decode()
+    text_tokens, image_tokens = len(prompt) // 4 + 1, 765 * len(inputs)
+    return json_response(
+        {
+            "created": 1_760_000_000,
+            "data": [{"b64_json": data} for _ in range(n)],
+            "usage": {
+                "input_tokens": text_tokens + image_tokens,
+                "output_tokens": OUTPUT_TOKENS[quality][size] * n,
+                "total_tokens": text_tokens + image_tokens + OUTPUT_TOKENS[quality][size] * n,
+                "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
+            },
+        }
+    )
+
+
+def _speech(fake: FakeProviderServer, body: dict[str, Any]) -> Response:
+    from .server import Response
+
+    text = str(body.get("input", ""))
+    if not text.strip() or len(text) > 4096:
+        return _error(400, "'input' must be 1 to 4096 characters.", "invalid_request_error", None, "input")
+    if body.get("voice") not in VOICES:
+        return _error(400, f"Invalid value for 'voice': {body.get('voice')!r}.", "invalid_request_error", None, "voice")
+    fmt = body.get("response_format", "mp3")
+    fake.bill("openai", body.get("model", ""), f"tts-{len(fake.submissions('openai'))}", body)
+    if fake.take_drop():
+        return Response(drop=True)
+    seconds = max(1.0, round(len(text) / 15 / float(body.get("speed", 1.0)), 2))
+    data = media.audio(seconds, fmt, 24000, 1, media.variant_of(text))
+    return Response(200, data, media.CONTENT_TYPES[fmt])
+
+
+def _transcribe(fake: FakeProviderServer, fields: dict[str, str], files: list) -> Response:
+    from .server import Response, json_response
+
+    uploads = [data for name, _fn, data, _ct in files if name == "file"]
+    if not uploads:
+        return _error(400, "Missing required parameter: 'file'.", "invalid_request_error", None, "file")
+    seconds = media.probe_duration(uploads[0])
+    fake.bill("openai", fields.get("model", ""), f"stt-{len(fake.submissions('openai'))}", fields)
+    text = f"This is a fake transcript of {seconds:.1f} seconds of audio."
+    fmt = fields.get("response_format", "json")
+    if fmt == "text":
+        return Response(200, text.encode(), "text/plain")
+    if fmt == "verbose_json":
+        return json_response(
+            {"task": "transcribe", "language": "english", "duration": round(seconds, 2), "text": text, "segments": []}
+        )
+    return json_response({"text": text})
