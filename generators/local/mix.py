@@ -1,0 +1,308 @@
+"""local/mix: lay narration and music under a video — ducking, EBU R128 loudness, fades, length policy."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..artifacts import AudioArtifact, VideoArtifact
+from ..base import BaseGenerator
+from ..context import GeneratorContext
+from ..media import AAC, BITEXACT, H264, run_ffmpeg
+from ._audio import decode_mono
+
+RATE = 48000  # output audio sample rate
+GAIN_RATE = 1000  # control rate of the ducking gain track
+TRUE_PEAK_CEILING_DB = -1.0
+SILENCE_LUFS = -70.0  # what ebur128 reports for silence: nothing to normalise
+
+
+class LengthPolicy(StrEnum):
+    SHORTEST = "shortest"
+    VIDEO = "video"
+    LONGEST = "longest"
+
+
+class VideoExtension(StrEnum):
+    FREEZE = "freeze"
+    LOOP = "loop"
+
+
+class MixInput(BaseModel):
+    """Inputs of local/mix."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    video: VideoArtifact = Field(description="The picture. Its own sound, if any, is replaced by the mix.")
+    narration: AudioArtifact | None = Field(default=None, description="Speech laid on top; music ducks under it.")
+    music: AudioArtifact | None = Field(default=None, description="A music bed under the whole video.")
+    narration_volume_db: float = Field(default=0.0, ge=-30.0, le=20.0, description="Gain on the narration, dB.")
+    music_volume_db: float = Field(default=-8.0, ge=-40.0, le=20.0, description="Gain on the music, dB.")
+    narration_offset: float = Field(
+        default=0.0, ge=0.0, le=3600.0, description="Seconds of picture before the narration starts."
+    )
+    ducking: bool = Field(default=True, description="Lower the music while the narration speaks.")
+    duck_db: float = Field(
+        default=12.0, ge=6.0, le=40.0, description="How far the music drops under speech, dB (at least 6)."
+    )
+    normalize: bool = Field(default=True, description="Bring the mix to target_lufs (EBU R128 integrated).")
+    target_lufs: float = Field(
+        default=-16.0,
+        ge=-36.0,
+        le=-8.0,
+        description="Integrated loudness of the result, LUFS (-16 suits web video, -23 broadcast).",
+    )
+    fade_in: float = Field(default=0.5, ge=0.0, le=30.0, description="Audio fade-in at the start, seconds.")
+    fade_out: float = Field(default=1.0, ge=0.0, le=30.0, description="Audio fade-out at the end, seconds.")
+    fade_picture: bool = Field(default=False, description="Also fade the picture from and to black.")
+    length: LengthPolicy = Field(
+        default=LengthPolicy.VIDEO,
+        description="shortest: end with the first of picture and sound; video: the "
+        "video's length; longest: until both end.",
+    )
+    extend_video: VideoExtension = Field(
+        default=VideoExtension.FREEZE,
+        description="With length=longest, how the picture fills extra time: freeze its last frame or loop it.",
+    )
+    loop_music: bool = Field(default=False, description="Repeat the music until the end instead of letting it stop.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.narration is None and self.music is None:
+            raise ValueError("give narration, music or both: there is nothing to mix")
+        total = self.output_duration()
+        if self.narration is not None and self.narration_offset >= total:
+            raise ValueError(
+                f"narration_offset {self.narration_offset:g} s starts after the result ends "
+                f"({total:.2f} s with length={self.length.value}); lower it or use length=longest"
+            )
+        if self.fade_in + self.fade_out > total:
+            raise ValueError(
+                f"fade_in + fade_out ({self.fade_in + self.fade_out:g} s) is longer than the result "
+                f"({total:.2f} s); shorten the fades"
+            )
+        return self
+
+    def audio_end(self) -> float:
+        """When the last sound ends, seconds; infinite for looped music alone."""
+        ends = [self.narration_offset + self.narration.duration] if self.narration is not None else []
+        if self.music is not None and not self.loop_music:
+            ends.append(self.music.duration)
+        return max(ends, default=math.inf)
+
+    def output_duration(self) -> float:
+        video, audio = self.video.duration, self.audio_end()
+        if self.length is LengthPolicy.VIDEO or audio == math.inf:
+            return video
+        return min(video, audio) if self.length is LengthPolicy.SHORTEST else max(video, audio)
+
+
+class MixOutput(BaseModel):
+    video: VideoArtifact
+
+
+def ducking_gain(narration: np.ndarray, rate: int, *, offset: float, duration: float, depth_db: float) -> np.ndarray:
+    """Gain for the music at GAIN_RATE Hz over the output: 1 where nobody speaks, -depth_db dB under speech.
+
+    Knowing the whole narration in advance lets the music dip *before* each phrase, and pauses shorter than
+    0.6 s keep it down, so it does not pump between words.
+    """
+    frame = rate // 100  # 10 ms analysis frames
+    n_frames = len(narration) // frame
+    rms = np.sqrt(np.mean(narration[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1) + 1e-12)
+    level = 20 * np.log10(rms)
+    voiced = level > -90
+    reference = np.percentile(level[voiced], 95) if voiced.any() else 0.0
+    active = (level > reference - 30) & (level > -60)  # relative gate: robust to how loud the voice was recorded
+    n = round(duration * GAIN_RATE)
+    mask = np.zeros(n, dtype=bool)
+    step = GAIN_RATE // 100
+    start = round(offset * GAIN_RATE)
+    for i in np.flatnonzero(active):
+        mask[start + i * step : start + (i + 1) * step] = True
+    half_gap = int(0.3 * GAIN_RATE)
+    mask = ~_widen(~_widen(mask, half_gap, half_gap), half_gap, half_gap)  # close pauses under 0.6 s
+    mask = _widen(mask, before=int(0.15 * GAIN_RATE), after=int(0.25 * GAIN_RATE))
+    window = np.hanning(int(0.1 * GAIN_RATE) + 1)
+    gain_db = np.convolve(-depth_db * mask, window / window.sum(), mode="same")
+    return (10 ** (gain_db / 20)).astype(np.float32)
+
+
+def _widen(mask: np.ndarray, before: int, after: int) -> np.ndarray:
+    """True wherever `mask` is true within `before` samples ahead or `after` samples behind."""
+    counts = np.concatenate([[0], np.cumsum(mask)])
+    i = np.arange(len(mask))
+    return counts[np.clip(i + before + 1, 0, len(mask))] - counts[np.clip(i - after, 0, len(mask))] > 0
+
+
+def _escape(path: Path) -> str:
+    """A path as a filtergraph option value."""
+    return "'" + str(path).replace("\\", "/").replace("'", r"'\''").replace(":", r"\:") + "'"
+
+
+class Mixer:
+    """Builds the two ffmpeg runs of one mix: measure the loudness of the audio mix, then encode with the gain."""
+
+    def __init__(self, inputs: MixInput, paths: dict[str, Path], gain_track: Path | None) -> None:
+        self.inputs = inputs
+        self.paths = paths
+        self.gain_track = gain_track
+        self.duration = inputs.output_duration()
+        self.samples = round(self.duration * RATE)
+
+    def audio_args(self, first_index: int) -> tuple[list[str], str]:
+        """ffmpeg input arguments for the audio sources and a filtergraph that ends in [mixed]."""
+        args: list[str] = []
+        graph: list[str] = []
+        labels: list[str] = []
+        index = first_index
+        fmt = f"aresample={RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
+        if self.inputs.narration is not None:
+            args += ["-i", str(self.paths["narration"])]
+            delay = round(self.inputs.narration_offset * RATE)
+            graph.append(
+                f"[{index}:a]{fmt},volume={self.inputs.narration_volume_db}dB,adelay=delays={delay}S:all=1[narration]"
+            )
+            labels.append("[narration]")
+            index += 1
+        if self.inputs.music is not None:
+            args += (["-stream_loop", "-1"] if self.inputs.loop_music else []) + ["-i", str(self.paths["music"])]
+            chain = f"[{index}:a]{fmt},volume={self.inputs.music_volume_db}dB"
+            index += 1
+            if self.gain_track is not None:
+                args += ["-f", "f32le", "-ar", str(GAIN_RATE), "-ac", "1", "-i", str(self.gain_track)]
+                graph.append(f"{chain}[music_in]")
+                graph.append(f"[{index}:a]{fmt}[duck]")
+                chain = "[music_in][duck]amultiply"
+                index += 1
+            graph.append(f"{chain}[music]")
+            labels.append("[music]")
+        mixed = (
+            f"{''.join(labels)}amix=inputs=2:duration=longest:normalize=0:dropout_transition=0"
+            if len(labels) == 2
+            else f"{labels[0]}anull"
+        )
+        fades = [f"afade=t=in:d={self.inputs.fade_in}:curve=qsin"] if self.inputs.fade_in else []
+        if self.inputs.fade_out:
+            fades.append(f"afade=t=out:st={self.duration - self.inputs.fade_out}:d={self.inputs.fade_out}:curve=qsin")
+        tail = ",".join([f"apad=whole_len={self.samples}", f"atrim=end_sample={self.samples}", *fades])
+        graph.append(f"{mixed},{tail}[mixed]")
+        return args, ";".join(graph)
+
+    def measure_args(self, metadata: Path) -> list[str]:
+        args, graph = self.audio_args(0)
+        graph += f";[mixed]ebur128=metadata=1,ametadata=mode=print:key=lavfi.r128.I:file={_escape(metadata)}[out]"
+        return [*args, "-filter_complex", graph, "-map", "[out]", "-f", "null", "-"]
+
+    def encode_args(self, gain_db: float, out: Path) -> list[str]:
+        video = self.inputs.video
+        loop = self.inputs.length is LengthPolicy.LONGEST and self.inputs.extend_video is VideoExtension.LOOP
+        args = [*(["-stream_loop", "-1"] if loop else []), "-i", str(self.paths["video"])]
+        audio_args, graph = self.audio_args(1)
+        chain = ["format=yuv420p"]
+        if video.width % 2 or video.height % 2:  # 4:2:0 needs even sizes
+            chain.insert(0, "scale=trunc(iw/2)*2:trunc(ih/2)*2")
+        extra = self.duration - video.duration
+        if extra > 0 and not loop:
+            chain.insert(0, f"tpad=stop_mode=clone:stop_duration={extra + 1:.3f}")
+        if self.inputs.fade_picture:
+            if self.inputs.fade_in:
+                chain.append(f"fade=t=in:d={self.inputs.fade_in}")
+            if self.inputs.fade_out:
+                chain.append(f"fade=t=out:st={self.duration - self.inputs.fade_out}:d={self.inputs.fade_out}")
+        limit = 10 ** (TRUE_PEAK_CEILING_DB / 20)
+        graph += (
+            f";[0:v]{','.join(chain)}[v]"
+            f";[mixed]volume={gain_db:.3f}dB,alimiter=limit={limit:.4f}:level=false:latency=true[a]"
+        )
+        return [
+            *args,
+            *audio_args,
+            "-filter_complex",
+            graph,
+            "-map",
+            "[v]",
+            "-map",
+            "[a]",
+            "-t",
+            f"{self.duration}",
+            *H264,
+            *AAC,
+            "-ar",
+            str(RATE),
+            *BITEXACT,
+            str(out),
+        ]
+
+
+def read_integrated_loudness(metadata: Path) -> float:
+    """The last lavfi.r128.I value ebur128 printed: the integrated loudness of the whole stream."""
+    values = [line.split("=", 1)[1] for line in metadata.read_text().splitlines() if line.startswith("lavfi.r128.I=")]
+    return float(values[-1]) if values else SILENCE_LUFS
+
+
+class AudioMix(BaseGenerator):
+    name = "local/mix"
+    artifact_type = "video"
+    description = (
+        "Narration and music under a video: music ducks under speech, EBU R128 loudness, fades, "
+        "length policy; H.264/AAC MP4."
+    )
+
+    def get_input_schema(self) -> type[MixInput]:
+        return MixInput
+
+    def get_output_schema(self) -> type[MixOutput]:
+        return MixOutput
+
+    async def estimate_cost(self, inputs: MixInput) -> Decimal:
+        return Decimal("0")
+
+    async def generate(self, inputs: MixInput, context: GeneratorContext) -> MixOutput:
+        started = time.perf_counter()
+        paths = {"video": await context.resolve_artifact(inputs.video)}
+        for name in ("narration", "music"):
+            if (artifact := getattr(inputs, name)) is not None:
+                paths[name] = await context.resolve_artifact(artifact)
+        duration = inputs.output_duration()
+        gain_track = None
+        if inputs.ducking and inputs.narration is not None and inputs.music is not None:
+            context.publish_progress(0.0, "finding speech")
+            speech = await asyncio.to_thread(decode_mono, paths["narration"], 8000)
+            gain = ducking_gain(
+                speech, 8000, offset=inputs.narration_offset, duration=duration, depth_db=inputs.duck_db
+            )
+            gain_track = context.temp_path(".f32")
+            gain.tofile(gain_track)
+        mixer = Mixer(inputs, paths, gain_track)
+        gain_db = 0.0
+        if inputs.normalize:
+            metadata = context.temp_path(".txt")
+            await run_ffmpeg(
+                mixer.measure_args(metadata),
+                duration=duration,
+                what="loudness measurement",
+                progress=lambda f, m: context.publish_progress(0.1 * f, m),
+            )
+            measured = read_integrated_loudness(metadata)
+            if measured > SILENCE_LUFS:
+                gain_db = inputs.target_lufs - measured
+        out = context.temp_path(".mp4")
+        await run_ffmpeg(
+            mixer.encode_args(gain_db, out),
+            duration=duration,
+            what="mix encode",
+            progress=lambda f, m: context.publish_progress(0.1 + 0.9 * f, m),
+        )
+        artifact = await context.store_video_result(out, format="mp4")
+        context.record_compute_seconds(time.perf_counter() - started)
+        context.publish_progress(1.0, "done")
+        return MixOutput(video=artifact)
