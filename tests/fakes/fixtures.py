@@ -58,3 +58,23 @@ async def hosted_ctx(store, fake):
 
     async with GeneratorContext(store, run_id="test-run", cache_key="test-step-key") as context:
         yield context
+
+
+def hosted(name: str, **client_options):
+    """The registered hosted generator `name`, polling fast (the fake's jobs take tens of milliseconds)."""
+    from generators.hosted import HOSTED_GENERATORS
+
+    (found,) = [g for g in HOSTED_GENERATORS if g.name == name]
+    return found.configured(**{"poll_interval": 0.01, "max_poll_interval": 0.05, **client_options})
+
+
+async def wait_until(predicate, *, timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll `predicate` until it is true, failing the test at the deadline (never a fixed sleep)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)

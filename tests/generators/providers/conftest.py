@@ -1,3 +1,3 @@
 """Provider client tests run the real clients against the fake provider server on 127.0.0.1."""
 
-from tests.fakes.fixtures import fake, hosted_ctx  # noqa: F401
+from tests.fakes.fixtures import fake, hosted_ctx  # noqa: F401  (fixtures)

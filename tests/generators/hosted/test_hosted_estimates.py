@@ -1,0 +1,78 @@
+"""Each hosted generator's estimate against a price worked out by hand from the provider's published pricing."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from generators.artifacts import AudioArtifact, ImageArtifact
+from tests.fakes.fixtures import hosted
+
+IMAGE_1000x800 = ImageArtifact(
+    sha256="a" * 64, storage_url="file:///in.png", format="png", size_bytes=1, width=1000, height=800
+)
+AUDIO_60S = AudioArtifact(
+    sha256="b" * 64,
+    storage_url="file:///in.mp3",
+    format="mp3",
+    size_bytes=1,
+    duration=60.0,
+    sample_rate=44100,
+    channels=1,
+)
+AUDIO_90S = AUDIO_60S.model_copy(update={"duration": 90.0})
+
+CASES = [
+    # fal: $0.025 per megapixel, each image rounded up to whole megapixels of 1024x1024 pixels.
+    ("fal/flux-dev", {"prompt": "x"}, "0.025"),  # landscape_4_3 = 1024x768 -> 1 MP
+    ("fal/flux-dev", {"prompt": "x", "image_size": "square_hd", "num_images": 3}, "0.075"),
+    ("fal/flux-dev", {"prompt": "x", "image_size": {"width": 1500, "height": 1500}}, "0.075"),  # 2.15 -> 3 MP
+    ("fal/flux-schnell", {"prompt": "x", "image_size": "portrait_16_9", "num_images": 4}, "0.012"),  # 4 x $0.003
+    # 1000x800 upscaled 2x = 2000x1600 = 3.05 -> 4 MP at $0.03
+    ("fal/clarity-upscaler", {"image_url": IMAGE_1000x800}, "0.12"),
+    ("fal/kling-2.1-image-to-video", {"prompt": "x", "image_url": IMAGE_1000x800}, "0.28"),  # $0.28 for 5 s
+    ("fal/kling-2.1-image-to-video", {"prompt": "x", "image_url": IMAGE_1000x800, "duration": "10"}, "0.56"),
+    ("fal/kling-2.5-text-to-video", {"prompt": "x", "duration": "10"}, "0.70"),  # $0.35 + 5 x $0.07
+    # Replicate official models: per output.
+    ("replicate/flux-schnell", {"prompt": "x", "num_outputs": 3}, "0.009"),
+    ("replicate/minimax-video-01", {"prompt": "x"}, "0.50"),
+    # Replicate community models: typical seconds x hardware $/s (T4 $0.000225, A100 80GB $0.0014).
+    ("replicate/real-esrgan", {"image": IMAGE_1000x800, "scale": 2}, "0.00081"),  # (2 + 0.5 x 3.2 MP) s on T4
+    ("replicate/musicgen", {"prompt": "x", "duration": 20}, "0.042"),  # (10 + 20) s on A100
+    ("replicate/whisper", {"audio": AUDIO_60S}, "0.00315"),  # (5 + 0.15 x 60) s on T4
+    # gpt-image-1: 1584 output tokens per medium 1024x1536 image at $40/M, + 10 prompt tokens at $5/M.
+    ("openai/gpt-image-1", {"prompt": "a" * 40, "quality": "medium", "size": "1024x1536", "n": 2}, "0.12677"),
+    # auto quality and size are estimated at the dearest choice: high 1024x1536 = 6240 tokens.
+    ("openai/gpt-image-1", {"prompt": "a" * 8}, "0.24961"),
+    # 272 output tokens + 3 prompt tokens + 3 input images x 765 tokens at $10/M.
+    (
+        "openai/gpt-image-1-edit",
+        {
+            "prompt": "a" * 12,
+            "quality": "low",
+            "size": "1024x1024",
+            "image": [IMAGE_1000x800, IMAGE_1000x800],
+            "mask": IMAGE_1000x800,
+        },
+        "0.033845",
+    ),
+    ("openai/tts-1", {"input": "a" * 1000}, "0.015"),  # $15 per million characters
+    ("openai/tts-1-hd", {"input": "a" * 1000}, "0.03"),
+    ("openai/whisper-1", {"file": AUDIO_90S}, "0.009"),  # 1.5 min x $0.006
+    ("elevenlabs/multilingual-v2", {"text": "a" * 2500}, "0.25"),  # $0.10 per 1,000 characters
+    ("elevenlabs/flash-v2.5", {"text": "a" * 2500}, "0.125"),  # $0.05 per 1,000 characters
+    ("elevenlabs/sound-effects", {"text": "thunder", "duration_seconds": 4}, "0.12"),  # per generation
+]
+
+
+@pytest.mark.parametrize(("name", "inputs", "expected"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+async def test_estimate_matches_the_hand_computed_price(name, inputs, expected):
+    gen = hosted(name)
+    assert await gen.estimate_cost(gen.parse_inputs(inputs)) == Decimal(expected)
+
+
+def test_every_hosted_generator_has_a_hand_checked_estimate():
+    from generators.hosted import HOSTED_GENERATORS
+
+    assert {g.name for g in HOSTED_GENERATORS} == {name for name, _, _ in CASES}
