@@ -42,7 +42,8 @@ class LocalStore(ArtifactStore):
                 sha, size = _copy_and_hash(fin.fileno(), fout.fileno(), Path(tmp_name))
             key = object_key(sha, ext)
             final = self._path(key)
-            if final.exists():
+            # Same key and length means the same bytes; another length can only be a damaged object: replace it.
+            if final.exists() and final.stat().st_size == size:
                 os.unlink(tmp_name)
                 return StoredObject(sha, key, self.url_for(key), size, created=False)
             final.parent.mkdir(parents=True, exist_ok=True)

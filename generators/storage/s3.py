@@ -141,7 +141,10 @@ class S3Store(ArtifactStore):
         before = _fingerprint(src)
         sha, size = sha256_file(src)
         key = object_key(sha, ext)
-        if self._exists(key):
+        head = self._head(key)
+        # Same key and same length: the same bytes (the key is their hash). A different length can only
+        # be a damaged object, which the upload below replaces.
+        if head is not None and head["ContentLength"] == size:
             return StoredObject(sha, key, self.url_for(key), size, created=False)
         extra = {"Metadata": {"sha256": sha}}
         content_type = mimetypes.guess_type(f"x.{ext.lstrip('.')}")[0]
@@ -183,12 +186,14 @@ class S3Store(ArtifactStore):
         return await asyncio.to_thread(self._exists, key)
 
     def _exists(self, key: str) -> bool:
+        return self._head(key) is not None
+
+    def _head(self, key: str) -> dict | None:
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self._full(key))
-            return True
+            return self.client.head_object(Bucket=self.bucket, Key=self._full(key))
         except ClientError as exc:
             if self._is_missing(exc):
-                return False
+                return None
             raise self._error(exc, "check", key) from exc
         except BotoCoreError as exc:
             raise self._error(exc, "check", key) from exc

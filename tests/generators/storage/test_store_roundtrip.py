@@ -25,6 +25,20 @@ async def test_same_bytes_twice_is_one_object(any_store, random_file):
     assert await any_store.list_keys("objects/") == [first.key]
 
 
+async def test_damaged_object_is_replaced(any_store, random_file, tmp_path):
+    path, data = random_file(50_000)
+    stored = await any_store.put_file(path, "png")
+    # Cut the stored object short behind the store's back (a crashed copy by some other tool, say).
+    if isinstance(any_store, LocalStore):
+        any_store.local_path(stored.key).write_bytes(data[:1000])
+    else:
+        any_store.client.put_object(Bucket=any_store.bucket, Key=f"{any_store.prefix}/{stored.key}", Body=data[:1000])
+    again = await any_store.put_file(path, "png")
+    assert again.created is True
+    await any_store.get_to_path(stored.key, tmp_path / "back.png")
+    assert (tmp_path / "back.png").read_bytes() == data
+
+
 async def test_distinct_bytes_distinct_keys(any_store, random_file):
     a, _ = random_file(1000, "a.wav")
     b, _ = random_file(1000, "b.wav")
