@@ -10,12 +10,14 @@ down to the output size, which also antialiases. Everything runs in one ffmpeg p
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
+from PIL import ExifTags, Image, ImageOps
 from pydantic import BaseModel, Field, model_validator
 
 from ..artifacts import ImageArtifact, VideoArtifact
@@ -241,6 +243,26 @@ def ffmpeg_args(plan: KenBurnsPlan, image: Path, image_width: int, image_height:
     ]  # fmt: skip
 
 
+def upright_still(source: Path, scratch: Path) -> tuple[Path, int, int]:
+    """The still as it should be seen, and its size: EXIF rotation applied, transparency flattened onto black.
+
+    Most stills need neither and are used as they are (only the header is read); others are rewritten
+    once to `scratch` as PNG, so ffmpeg and the motion plan agree on which way is up and on the size.
+    """
+    with Image.open(source) as img:
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+        has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+        if orientation == 1 and not has_alpha:
+            return source, img.width, img.height
+        upright = ImageOps.exif_transpose(img)
+    if has_alpha:
+        rgba = upright.convert("RGBA")
+        upright = Image.new("RGB", rgba.size, (0, 0, 0))
+        upright.paste(rgba, mask=rgba.getchannel("A"))
+    upright.convert("RGB").save(scratch, "PNG", compress_level=1)
+    return scratch, upright.width, upright.height
+
+
 class KenBurnsGenerator(BaseGenerator):
     name = "local/ken-burns"
     artifact_type = "video"
@@ -254,9 +276,8 @@ class KenBurnsGenerator(BaseGenerator):
         return KenBurnsOutput
 
     async def generate(self, inputs: KenBurnsInput, context: GeneratorContext) -> KenBurnsOutput:
-        source = await context.resolve_artifact(inputs.image)
-        # The artifact's width/height were probed from the bytes when it was stored; trust them.
-        iw, ih = inputs.image.width, inputs.image.height
+        stored = await context.resolve_artifact(inputs.image)
+        source, iw, ih = await asyncio.to_thread(upright_still, stored, context.temp_path(".png"))
         plan = plan_ken_burns(inputs, iw, ih)
         out = context.temp_path(".mp4")
         await run_timed_ffmpeg(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _media_checks import decode_video, frame_diffs, make_image, path_of
-from PIL import Image
+from PIL import Image, ImageOps
 
 from generators.context import GeneratorContext
 from generators.errors import InputValidationError
@@ -93,6 +93,34 @@ async def test_same_inputs_give_identical_bytes_and_progress_is_reported(tmp_pat
     ffmpeg_reports = [f for f, m in seen if "local/ken-burns (24 frames)" in m]
     assert ffmpeg_reports and all(0 <= f <= 1 for f in ffmpeg_reports)
     assert seen[-1][0] == 1.0
+
+
+async def test_exif_rotation_is_applied_and_transparency_shows_black(ctx):
+    # A phone-style JPEG: stored on its side, with EXIF saying "turn 90° clockwise to view".
+    upright = np.zeros((320, 180, 3), dtype=np.uint8)
+    upright[:160] = 230  # bright top half…
+    upright[:160, :30] = 110  # …with a grey stripe down its left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation 6: rotate 90° clockwise to display
+    path = ctx.temp_path(".jpg")
+    Image.fromarray(np.rot90(upright)).save(path, exif=exif, quality=95)
+    with Image.open(path) as check:
+        assert ImageOps.exif_transpose(check).size == (180, 320)
+    jpeg = await ctx.store_image_result(path)
+    video, _ = await _clip(ctx, jpeg, resolution="180x320", motion="zoom-in", zoom=1.05)
+    first = video.frames[0].mean(axis=2)
+    # Upright, it fills the 9:16 frame: bright on top, the stripe at the left, nothing cropped or stretched.
+    assert first[:140].mean() > 180 and first[-140:].mean() < 40, "the EXIF rotation was not applied"
+    assert abs(first[20:140, 3:22].mean() - 110) < 20, "the left edge of the picture is cropped or stretched"
+    assert first[20:140, 50:170].mean() > 200, "the picture is shifted"
+
+    rgba = np.full((180, 320, 4), 255, dtype=np.uint8)
+    rgba[:, :160, 3] = 0  # left half fully transparent over white
+    path = ctx.temp_path(".png")
+    Image.fromarray(rgba, "RGBA").save(path)
+    video, _ = await _clip(ctx, await ctx.store_image_result(path), motion="zoom-in", zoom=1.05)
+    first = video.frames[0].mean(axis=2)
+    assert first[:, :140].mean() < 30 and first[:, -140:].mean() > 220, "transparency is not black"
 
 
 def test_views_keep_the_output_aspect_and_stay_inside_the_image():
