@@ -62,7 +62,7 @@ def run_direct(store: LocalStore, image: ImageArtifact, out: Path) -> tuple[floa
         "-y",
         "-loglevel",
         "error",
-        *ffmpeg_args(plan, source, image.width, image.height, out),
+        *ffmpeg_args(plan, source, out),
     ]
     started, cpu = time.perf_counter(), cpu_seconds()
     subprocess.run(cmd, check=True)

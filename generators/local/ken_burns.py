@@ -1,11 +1,12 @@
 """local/ken-burns: a smooth pan/zoom over a still image, encoded as browser-ready H.264 MP4.
 
 How the motion stays smooth: ffmpeg's `zoompan` crops at whole pixels, so slow moves stutter.
-We instead scale the still once to a working canvas (big enough that the tightest view is sampled
-at least 1:1, capped at 2x the output), repeat that one frame with `loop`, and move the view with
-`perspective` evaluated per frame — it samples at fractional source coordinates (bilinear), so a
-move of a third of a pixel per frame shows as a third of a pixel. A final scale brings the canvas
-down to the output size, which also antialiases. Everything runs in one ffmpeg process.
+We instead crop the still to the area the move covers and scale that once to a working canvas
+(big enough that the tightest view is sampled at least 1:1, within the image's own detail and a
+4K-sized pixel budget), repeat that one frame with `loop`, and move the view with `perspective`
+evaluated per frame — it samples at fractional source coordinates (bilinear), so a move of a third
+of a pixel per frame shows as a third of a pixel. A final scale brings the canvas down to the output
+size, which also antialiases. Everything runs in one ffmpeg process.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from ..context import GeneratorContext
 from ..media import BITEXACT, H264
 from ._video import BT709_TAGS, TO_BT709, FrameRate, VideoResolution, even, run_timed_ffmpeg
 
-MAX_CANVAS_SCALE = 2.0  # canvas at most 2x the output per side: beyond that the cost grows, the detail doesn't
+# The canvas is filtered once per output frame, so its size is the cost: at most a 4K frame's worth.
+MAX_CANVAS_PIXELS = 3840 * 2160
 
 
 def total_frames(duration: float, fps: int) -> int:
@@ -128,8 +130,10 @@ class View:
 class KenBurnsPlan:
     """Everything the ffmpeg command needs, computed from the inputs and the image's real size."""
 
-    start: View
+    start: View  # in canvas pixels
     end: View
+    image: tuple[int, int]  # the upright still's width, height
+    crop: tuple[int, int, int, int]  # x, y, width, height of the image area the move covers
     canvas: tuple[int, int]
     output: tuple[int, int]
     fps: int
@@ -170,7 +174,7 @@ def _preset_views(motion: Motion, zoom: float, iw: int, ih: int, aspect: float) 
 
 
 def plan_ken_burns(inputs: KenBurnsInput, image_width: int, image_height: int) -> KenBurnsPlan:
-    """Views in image pixels and the working canvas size for this image and these inputs."""
+    """The crop, the working canvas and the first/last views on it, for this image and these inputs."""
     ow, oh = inputs.resolution.size
     aspect = ow / oh
     if inputs.motion is Motion.CUSTOM:
@@ -181,15 +185,22 @@ def plan_ken_burns(inputs: KenBurnsInput, image_width: int, image_height: int) -
         )
     else:
         start, end = _preset_views(inputs.motion, inputs.zoom, image_width, image_height, aspect)
-    # Sample the tightest view at least 1:1, but never beyond the image's own detail or 2x the output.
-    tightest = min(start.width, end.width) / image_width
-    canvas_w = min(ow / tightest, max(image_width, ow), ow * MAX_CANVAS_SCALE)
-    canvas_h = min(oh / tightest, max(image_height, oh), oh * MAX_CANVAS_SCALE)
-    canvas = (even(max(canvas_w, ow)), even(max(canvas_h, oh)))
+    x0, y0 = max(0, math.floor(min(start.left, end.left))), max(0, math.floor(min(start.top, end.top)))
+    x1 = min(image_width, math.ceil(max(start.left + start.width, end.left + end.width)))
+    y1 = min(image_height, math.ceil(max(start.top + start.height, end.top + end.height)))
+    crop_w, crop_h = x1 - x0, y1 - y0
+    # Enough canvas to show the tightest view 1:1, but no more than the image has (or the output needs).
+    canvas_w = min(ow * crop_w / min(start.width, end.width), max(crop_w, ow))
+    canvas_h = min(oh * crop_h / min(start.height, end.height), max(crop_h, oh))
+    shrink = min(1.0, math.sqrt(MAX_CANVAS_PIXELS / (canvas_w * canvas_h)))
+    cw, ch = even(max(canvas_w * shrink, ow)), even(max(canvas_h * shrink, oh))
+    to_canvas = (cw / crop_w, ch / crop_h)
     return KenBurnsPlan(
-        start=start,
-        end=end,
-        canvas=canvas,
+        start=View(start.left - x0, start.top - y0, start.width, start.height).scaled(*to_canvas),
+        end=View(end.left - x0, end.top - y0, end.width, end.height).scaled(*to_canvas),
+        image=(image_width, image_height),
+        crop=(x0, y0, crop_w, crop_h),
+        canvas=(cw, ch),
         output=(ow, oh),
         fps=int(inputs.fps),
         frames=inputs.frame_count,
@@ -206,11 +217,10 @@ def _progress_expr(plan: KenBurnsPlan) -> str:
     return t if plan.easing is Easing.LINEAR else f"((1-cos(PI*{t}))/2)"
 
 
-def filter_graph(plan: KenBurnsPlan, image_width: int, image_height: int) -> str:
+def filter_graph(plan: KenBurnsPlan) -> str:
     cw, ch = plan.canvas
     ow, oh = plan.output
-    a = plan.start.scaled(cw / image_width, ch / image_height)
-    b = plan.end.scaled(cw / image_width, ch / image_height)
+    a, b = plan.start, plan.end
     p = _progress_expr(plan)
 
     def lerp(v0: float, v1: float) -> str:
@@ -219,7 +229,10 @@ def filter_graph(plan: KenBurnsPlan, image_width: int, image_height: int) -> str
     left, top = lerp(a.left, b.left), lerp(a.top, b.top)
     right, bottom = lerp(a.left + a.width, b.left + b.width), lerp(a.top + a.height, b.top + b.height)
     corners = f"x0='{left}':y0='{top}':x1='{right}':y1='{top}':x2='{left}':y2='{bottom}':x3='{right}':y3='{bottom}'"
-    steps = [
+    x, y, w, h = plan.crop
+    # exact=1: without it ffmpeg rounds the offsets of 4:2:0 stills (JPEG) to even pixels.
+    steps = [] if (x, y, (w, h)) == (0, 0, plan.image) else [f"crop={w}:{h}:{x}:{y}:exact=1"]
+    steps += [
         f"scale={cw}:{ch}:flags=lanczos:{TO_BT709}",
         "format=yuv420p",
         f"loop=loop={plan.frames - 1}:size=1",  # decode and scale the still once, then repeat it
@@ -233,11 +246,11 @@ def filter_graph(plan: KenBurnsPlan, image_width: int, image_height: int) -> str
     return f"[0:v]{','.join(steps)}[v]"
 
 
-def ffmpeg_args(plan: KenBurnsPlan, image: Path, image_width: int, image_height: int, out: Path) -> list[str]:
+def ffmpeg_args(plan: KenBurnsPlan, image: Path, out: Path) -> list[str]:
     """The whole ffmpeg command after the binary (benchmarks run exactly this from the shell)."""
     return [
         "-i", str(image),
-        "-filter_complex", filter_graph(plan, image_width, image_height),
+        "-filter_complex", filter_graph(plan),
         "-map", "[v]", "-frames:v", str(plan.frames), "-r", str(plan.fps),
         *H264, *BT709_TAGS, *BITEXACT, "-an", str(out),
     ]  # fmt: skip
@@ -282,7 +295,7 @@ class KenBurnsGenerator(BaseGenerator):
         out = context.temp_path(".mp4")
         await run_timed_ffmpeg(
             context,
-            ffmpeg_args(plan, source, iw, ih, out),
+            ffmpeg_args(plan, source, out),
             duration=plan.duration,
             what=f"{self.name} ({plan.frames} frames)",
         )

@@ -123,23 +123,46 @@ async def test_exif_rotation_is_applied_and_transparency_shows_black(ctx):
     assert first[:, :140].mean() < 30 and first[:, -140:].mean() > 220, "transparency is not black"
 
 
-def test_views_keep_the_output_aspect_and_stay_inside_the_image():
-    inputs = gen.parse_inputs(
-        {
-            "image": _fake_image(1000, 1000),
-            "resolution": "1280x720",
-            "motion": "custom",
-            "start_rect": {"x": 0, "y": 0, "width": 1, "height": 1},
-            "end_rect": {"x": 0.5, "y": 0.5, "width": 0.5, "height": 0.2},
-        }
-    )
-    plan = plan_ken_burns(inputs, 1000, 1000)
+def _plan(width: int, height: int, **inputs):
+    return plan_ken_burns(gen.parse_inputs({"image": _fake_image(width, height), **inputs}), width, height)
+
+
+def test_views_keep_the_output_aspect_and_stay_inside_the_canvas():
+    plan = _plan(1000, 1000, resolution="1280x720", motion="custom",
+                 start_rect={"x": 0, "y": 0, "width": 1, "height": 1},
+                 end_rect={"x": 0.5, "y": 0.5, "width": 0.5, "height": 0.2})  # fmt: skip
+    cw, ch = plan.canvas
+    sx, sy = cw / plan.crop[2], ch / plan.crop[3]  # canvas pixels per image pixel
     for view in (plan.start, plan.end):
-        assert view.width / view.height == pytest.approx(1280 / 720)
+        assert (view.width / sx) / (view.height / sy) == pytest.approx(1280 / 720)  # in image pixels
         assert view.left >= 0 and view.top >= 0
-        assert view.left + view.width <= 1000 + 1e-6 and view.top + view.height <= 1000 + 1e-6
-    assert plan.end.top == pytest.approx(500) and plan.end.height == pytest.approx(200)  # fitted inside the rect
-    assert plan.frames == 150 and plan.canvas[0] % 2 == 0 and plan.canvas[1] % 2 == 0
+        assert view.left + view.width <= cw + 1e-6 and view.top + view.height <= ch + 1e-6
+    assert plan.end.height / sy == pytest.approx(200)  # the end rect is 500x200: the view fits inside it
+    assert plan.frames == 150 and cw % 2 == 0 and ch % 2 == 0
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "inputs"),
+    [
+        (1000, 4000, {"motion": "pan-down"}),  # a tall still panned top to bottom in a wide frame
+        (8000, 1000, {"motion": "pan-right"}),  # a panorama
+        (4000, 3000, {"motion": "zoom-in", "zoom": 2.0}),  # a big photo, zoomed deep
+    ],
+)
+def test_the_tightest_view_is_sampled_at_least_one_to_one(width, height, inputs):
+    """…or at the image's own detail, when the view holds fewer image pixels than the output has."""
+    plan = _plan(width, height, resolution="1280x720", **inputs)
+    sx, sy = plan.canvas[0] / plan.crop[2], plan.canvas[1] / plan.crop[3]
+    tight_w, tight_h = min(plan.start.width, plan.end.width), min(plan.start.height, plan.end.height)
+    assert tight_w >= min(1280, tight_w / sx) * 0.99, (plan.canvas, tight_w, tight_w / sx)
+    assert tight_h >= min(720, tight_h / sy) * 0.99, (plan.canvas, tight_h, tight_h / sy)
+    assert plan.canvas[0] * plan.canvas[1] <= 3840 * 2160 * 1.01
+
+
+def test_huge_deep_zooms_stay_within_the_canvas_budget():
+    plan = _plan(12000, 9000, resolution="1920x1080", motion="zoom-in", zoom=3.0)
+    assert plan.canvas[0] * plan.canvas[1] <= 3840 * 2160 * 1.01
+    assert plan.canvas[0] >= 1920 and plan.canvas[1] >= 1080
 
 
 def _fake_image(width: int, height: int) -> dict:
