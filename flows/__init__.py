@@ -1,0 +1,20 @@
+"""The Prefect layer: generator tasks, pipelines, flows and the `boardflow` command.
+
+Importing this package sets offline-safe Prefect defaults (no analytics, results under the project's
+data folder, a patient ephemeral-server start) unless the environment already says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+
+from generators.settings import get_settings
+
+_settings = get_settings()
+for _name, _value in {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(_settings.data_dir / "prefect-results"),
+}.items():
+    os.environ.setdefault(_name, _value)

@@ -1,0 +1,143 @@
+"""Inspection commands: generators list/show, costs across runs, lineage of an artifact."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.tree import Tree
+
+from generators.errors import BoardflowError, InputError
+
+from .cli import app, console, fail
+
+generators_app = typer.Typer(help="List and describe the generators boardflow knows.", no_args_is_help=True)
+app.add_typer(generators_app, name="generators")
+
+
+@generators_app.command("list")
+def generators_list(
+    type_: Annotated[
+        str | None, typer.Option("--type", help="Only this artifact type (image, video, audio, text).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Every generator: id, type, provider, and whether it can run here (and if not, the fix)."""
+    from generators.registry import get_registry
+
+    registry = get_registry()
+    listings = registry.list(type_)
+    if as_json:
+        console.print_json(
+            json.dumps(
+                [
+                    {
+                        "id": l.generator.name,
+                        "type": l.generator.artifact_type,
+                        "provider": l.generator.provider,
+                        "available": l.usable,
+                        "reason": l.availability.reason or ("disabled" if not l.enabled else ""),
+                        "fix": l.availability.fix,
+                    }
+                    for l in listings
+                ]
+            )
+        )
+        return
+    table = Table(title=f"{len(listings)} generators")
+    for col in ("id", "type", "provider", "available", "why not / fix"):
+        table.add_column(col)
+    for l in listings:
+        why = "disabled in config" if not l.enabled else (f"{l.availability.reason} {l.availability.fix}".strip())
+        table.add_row(
+            l.generator.name,
+            l.generator.artifact_type,
+            l.generator.provider,
+            "[green]yes[/]" if l.usable else "[red]no[/]",
+            why,
+        )
+    console.print(table)
+    for name, err in registry.plugin_errors.items():
+        console.print(f"[red]plugin {name} failed to load:[/] {err}")
+
+
+@generators_app.command("show")
+def generators_show(generator_id: Annotated[str, typer.Argument(help="Generator id, e.g. local/ken-burns.")]) -> None:
+    """Input and output JSON schema and the cost model of one generator."""
+    from generators.registry import get_registry
+
+    try:
+        gen = get_registry().get(generator_id)
+    except BoardflowError as exc:
+        fail(exc)
+    avail = gen.availability()
+    console.print(f"[bold]{gen.name}[/] (version {gen.version}, {gen.artifact_type}, provider {gen.provider})")
+    console.print(gen.description)
+    console.print(f"[bold]cost model:[/] {gen.cost_model}")
+    console.print(f"[bold]available:[/] {'yes' if avail.ok else f'no — {avail.reason} {avail.fix}'}")
+    console.print("[bold]input schema:[/]")
+    console.print_json(json.dumps(gen.get_input_schema().model_json_schema()))
+    console.print("[bold]output schema:[/]")
+    console.print_json(json.dumps(gen.get_output_schema().model_json_schema()))
+
+
+@app.command()
+def costs(
+    by: Annotated[str, typer.Option(help="Group by: day, pipeline, provider or generator.")] = "day",
+    pipeline: Annotated[str | None, typer.Option(help="Only runs of this pipeline.")] = None,
+    csv: Annotated[Path | None, typer.Option(help="Also write every cost row to this CSV file.")] = None,
+) -> None:
+    """Spending across runs, read from the cost tables Prefect stored (works against a shared server)."""
+    from .costs import read_history, usd
+
+    if by not in ("day", "pipeline", "provider", "generator"):
+        fail(InputError(f"--by {by!r} is not one of day, pipeline, provider, generator."))
+    df = asyncio.run(read_history(pipeline))
+    if df.empty:
+        console.print("No cost records yet: run a pipeline first (`boardflow demo`).")
+        return
+    if csv:
+        df.to_csv(csv, index=False)
+        console.print(f"wrote {len(df)} rows to {csv}")
+    grouped = (
+        df.groupby(by)
+        .agg(
+            runs=("flow_run_id", "nunique"),
+            steps=("step", "count"),
+            cached=("cached", "sum"),
+            estimated=("estimated_usd", "sum"),
+            actual=("actual_usd", "sum"),
+            saved=("saved_usd", "sum"),
+        )
+        .reset_index()
+    )
+    table = Table(title=f"Costs by {by}")
+    for col in grouped.columns:
+        table.add_column(str(col), justify="left" if col == by else "right")
+    for row in grouped.itertuples(index=False):
+        table.add_row(
+            *(
+                usd(v) if col in ("estimated", "actual", "saved") else str(v)
+                for col, v in zip(grouped.columns, row, strict=True)
+            )
+        )
+    console.print(table)
+
+
+@app.command()
+def lineage(
+    artifact: Annotated[str, typer.Argument(help="sha256 (or a unique prefix), a store URL, or a path in the store.")],
+) -> None:
+    """The tree of generators and inputs that produced an artifact (from the store's sidecars)."""
+    from .lineage import build_tree, find_sha
+
+    try:
+        sha = asyncio.run(find_sha(artifact))
+        tree: Tree = asyncio.run(build_tree(sha))
+    except BoardflowError as exc:
+        fail(exc)
+    console.print(tree)

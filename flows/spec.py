@@ -1,0 +1,190 @@
+"""The pipeline spec (YAML or Python) and its `${…}` references."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from generators.errors import InputError
+
+ParamType = Literal["string", "integer", "number", "boolean", "list", "object"]
+_PY_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "list": list, "object": dict}
+
+
+class ParamSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: ParamType = "string"
+    default: Any = None
+    description: str = ""
+    required: bool = False
+
+    def check(self, name: str, value: Any) -> Any:
+        expected = _PY_TYPES[self.type]
+        if self.type == "number" and isinstance(value, str):
+            value = float(value)
+        elif self.type == "integer" and isinstance(value, str) and value.lstrip("-").isdigit():
+            value = int(value)
+        elif self.type == "boolean" and isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, expected) or (self.type != "boolean" and isinstance(value, bool)):
+            raise InputError(f"Parameter {name!r} must be a {self.type}, got {type(value).__name__} {value!r}.")
+        return value
+
+
+class StepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    generator: str
+    inputs: dict[str, Any] = {}
+    for_each: Any = Field(default=None, description="A list (or reference to one): run once per item.")
+    fallbacks: list[str] = Field(default=[], description="Generators of the same type tried if this one fails.")
+    after: list[str] = Field(default=[], description="Steps that must finish first (besides references).")
+    task: dict[str, Any] = Field(default={}, description="Task settings: retries, timeout_seconds, …")
+
+
+class PipelineSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    params: dict[str, ParamSpec] = {}
+    steps: dict[str, StepSpec]
+    outputs: dict[str, Any] = {}
+    max_cost_usd: Decimal | None = None
+
+    @field_validator("steps")
+    @classmethod
+    def _step_names(cls, steps: dict[str, StepSpec]) -> dict[str, StepSpec]:
+        for name in steps:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
+                raise ValueError(f"step name {name!r} must be letters, digits, _ or -, starting with a letter")
+        if not steps:
+            raise ValueError("a pipeline needs at least one step")
+        return steps
+
+    @classmethod
+    def load(cls, path: str | Path) -> PipelineSpec:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(
+                f"No pipeline spec at {path}.", hint="Pass the path of a YAML file (see pipelines/)."
+            ) from None
+        except yaml.YAMLError as exc:
+            raise InputError(f"{path} is not valid YAML: {exc}") from exc
+        return cls.parse(data, source=str(path))
+
+    @classmethod
+    def parse(cls, data: Any, source: str = "spec") -> PipelineSpec:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            lines = "\n".join(f"  - {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise InputError(
+                f"{source} is not a valid pipeline spec:\n{lines}", hint="See pipelines/storyboard.yaml for the format."
+            ) from exc
+
+    def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Defaults plus given values, type-checked; unknown or missing parameters are errors."""
+        unknown = sorted(set(given) - set(self.params))
+        if unknown:
+            raise InputError(
+                f"Unknown parameter(s) {', '.join(unknown)} for pipeline {self.name}.",
+                hint=f"Known parameters: {', '.join(self.params) or 'none'}.",
+            )
+        values: dict[str, Any] = {}
+        for name, spec in self.params.items():
+            if name in given:
+                values[name] = spec.check(name, given[name])
+            elif spec.default is not None:
+                values[name] = spec.default
+            elif spec.required:
+                raise InputError(
+                    f"Parameter {name!r} is required by pipeline {self.name}.", hint=f"Pass it with -p {name}=VALUE."
+                )
+            else:
+                values[name] = None
+        return values
+
+
+# -- references ------------------------------------------------------------------------------------
+_WHOLE = re.compile(r"^\$\{\s*([^}]+?)\s*\}$")
+_ANY = re.compile(r"\$\{\s*([^}]+?)\s*\}")
+_EXPR = re.compile(r"^(?P<path>[A-Za-z_][\w.\-\[\]]*)\s*(?:(?P<op>[+\-*])\s*(?P<num>-?\d+(?:\.\d+)?))?$")
+
+
+class Ref(BaseModel):
+    """A parsed `${root.path…}` reference, with an optional `+ n`, `- n` or `* n`."""
+
+    root: str  # params | steps | item | index
+    path: list[str | int]
+    op: str | None = None
+    number: float | None = None
+    text: str
+
+    @property
+    def step(self) -> str | None:
+        return str(self.path[0]) if self.root == "steps" and self.path else None
+
+
+def parse_ref(expr: str) -> Ref:
+    match = _EXPR.match(expr.strip())
+    if not match:
+        raise ValueError(
+            f"cannot read reference ${{{expr}}}: use ${{params.x}}, ${{steps.name.field}}, "
+            f"${{item.field}} or ${{index}}, optionally followed by + - or * and a number"
+        )
+    parts: list[str | int] = []
+    for token in re.findall(r"[^.\[\]]+|\[\d+\]", match["path"]):
+        parts.append(int(token[1:-1]) if token.startswith("[") else token)
+    root, *rest = parts
+    if root not in ("params", "steps", "item", "index"):
+        raise ValueError(f"reference ${{{expr}}} must start with params, steps, item or index")
+    if root in ("params", "steps") and not rest:
+        raise ValueError(f"reference ${{{expr}}} must name a {root[:-1]}")
+    return Ref(
+        root=str(root), path=rest, op=match["op"], number=float(match["num"]) if match["num"] else None, text=expr
+    )
+
+
+def find_refs(value: Any) -> list[Ref]:
+    """Every reference inside a literal structure (strings, lists, dicts)."""
+    if isinstance(value, str):
+        return [parse_ref(m) for m in _ANY.findall(value)]
+    if isinstance(value, list):
+        return [r for v in value for r in find_refs(v)]
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in find_refs(v)]
+    return []
+
+
+def substitute(value: Any, lookup) -> Any:
+    """Replace references using `lookup(ref) -> value`; a whole-string reference keeps its type."""
+    if isinstance(value, str):
+        whole = _WHOLE.match(value)
+        if whole:
+            return lookup(parse_ref(whole[1]))
+        return _ANY.sub(lambda m: _as_text(lookup(parse_ref(m[1]))), value)
+    if isinstance(value, list):
+        return [substitute(v, lookup) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, lookup) for k, v in value.items()}
+    return value
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, dict) and "content" in value:
+        return str(value["content"])  # a text artifact interpolates as its text
+    return str(value)
+
+
+def apply_op(ref: Ref, value: Any) -> Any:
+    if ref.op is None:
+        return value
+    if not isinstance(value, (int, float)):
+        raise InputError(f"${{{ref.text}}}: cannot apply {ref.op} to {type(value).__name__} {value!r}.")
+    return {"+": value + ref.number, "-": value - ref.number, "*": value * ref.number}[ref.op]
