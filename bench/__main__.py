@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+
 def main() -> int:
     names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.endswith("_bench"))
     only = sys.argv[1:]

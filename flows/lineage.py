@@ -8,12 +8,14 @@ from urllib.parse import urlparse
 from rich.tree import Tree
 
 from generators.errors import InputError
-from generators.storage import ArtifactStore, open_store, sidecar_key
+from generators.storage import ArtifactStore, open_store, sha256_file, sidecar_key
 
 
 async def find_sha(ref: str, store: ArtifactStore | None = None) -> str:
     """A full sha256 from a prefix, a store URL, or a file path inside the store."""
     store = store or open_store()
+    if Path(ref).is_file():  # any copy of an output: content addressing finds it by its bytes
+        return sha256_file(Path(ref))[0]
     candidate = ref
     if "://" in ref or "/" in ref:
         candidate = Path(urlparse(ref).path if "://" in ref else ref).stem
@@ -41,7 +43,11 @@ async def build_tree(sha: str, store: ArtifactStore | None = None) -> Tree:
             return f"{s[:12]} [red](no sidecar in this store)[/]", []
         made = meta.get("made_by") or [{}]
         first = made[0]
-        facts = " ".join(f"{k}={meta[k]}" for k in ("width", "height", "duration") if meta.get(k) is not None)
+        facts = " ".join(
+            f"{k}={meta[k]:g}" if isinstance(meta[k], float) else f"{k}={meta[k]}"
+            for k in ("width", "height", "duration")
+            if meta.get(k) is not None
+        )
         gen = first.get("generator") or "imported"
         step = f" step {first['step']}" if first.get("step") else ""
         return f"[bold]{meta.get('type')}[/] {s[:12]} {meta.get('format')} {facts} ← [cyan]{gen}[/]{step}", list(
