@@ -18,12 +18,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-from PIL import ExifTags, Image, ImageOps
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, Field, model_validator
 
 from ..artifacts import ImageArtifact, VideoArtifact
 from ..base import BaseGenerator
 from ..context import GeneratorContext
+from ..errors import ArtifactDecodeError
 from ..media import BITEXACT, H264
 from ._video import BT709_TAGS, TO_BT709, FrameRate, VideoResolution, even, run_timed_ffmpeg
 
@@ -262,12 +263,18 @@ def upright_still(source: Path, scratch: Path) -> tuple[Path, int, int]:
     Most stills need neither and are used as they are (only the header is read); others are rewritten
     once to `scratch` as PNG, so ffmpeg and the motion plan agree on which way is up and on the size.
     """
-    with Image.open(source) as img:
-        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
-        has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
-        if orientation == 1 and not has_alpha:
-            return source, img.width, img.height
-        upright = ImageOps.exif_transpose(img)
+    try:
+        with Image.open(source) as img:
+            orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+            has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+            if orientation == 1 and not has_alpha:
+                return source, img.width, img.height
+            upright = ImageOps.exif_transpose(img)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ArtifactDecodeError(
+            f"The still {source.name} no longer decodes ({exc}).",
+            hint="The stored copy may be damaged: re-run the step that made it.",
+        ) from exc
     if has_alpha:
         rgba = upright.convert("RGBA")
         upright = Image.new("RGB", rgba.size, (0, 0, 0))

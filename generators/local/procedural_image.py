@@ -181,9 +181,7 @@ def palette_for(prompt: str, rng: np.random.Generator) -> tuple[list[RGB], float
         base_hue = colorsys.rgb_to_hls(*named[0])[0]
     offsets = [(0.0, 0.08, -0.08), (0.0, 1 / 3, 2 / 3), (0.0, 0.42, 0.58)][int(rng.integers(3))]
     derived = [colorsys.hls_to_rgb((base_hue + o) % 1.0, 0.5, 0.55 + 0.3 * rng.random()) for o in offsets]
-    colours = (named + derived)[:3] if named else derived
-    while len(colours) < 3:
-        colours.append(derived[len(colours)])
+    colours = (named + derived)[:3]  # named colours first, in the prompt's order
     light, sat = 1.0, 1.0
     for w in words:
         if w in _MOODS:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from _media_checks import decode_video, make_tone, make_video, path_of
 
-from generators.errors import InputValidationError
+from generators.errors import InputValidationError, MediaProcessingError
 from generators.local.concat import ConcatGenerator
 
 gen = ConcatGenerator()
@@ -92,6 +92,16 @@ async def test_clip_sound_crossfades_rather_than_cutting(ctx, clips):
     assert rms(0.1, 0.4) > 0.06  # lavfi sine: amplitude 1/8, RMS 0.088
     assert rms(0.1, 0.4) > rms(0.55, 0.7) > rms(0.8, 0.95) > rms(1.1, 1.4)
     assert rms(1.1, 1.4) < 0.01
+
+
+async def test_a_clip_damaged_in_the_store_fails_with_the_ffmpeg_command_and_its_complaint(ctx, clips):
+    stored = await path_of(ctx, clips[1])
+    stored.write_bytes(b"\x00" * 4096)  # overwritten on disk after it was stored
+    with pytest.raises(MediaProcessingError) as caught:
+        await gen.run({"source_videos": clips, "transition": "fade"}, ctx)
+    error = caught.value
+    assert "ffmpeg" in error.command[0] and "-filter_complex" in error.command and str(stored) in error.command
+    assert error.stderr_tail and "ffmpeg said" in str(error)
 
 
 @pytest.mark.parametrize(

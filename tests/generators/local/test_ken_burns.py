@@ -8,7 +8,7 @@ from _media_checks import decode_video, frame_diffs, make_image, path_of
 from PIL import Image, ImageOps
 
 from generators.context import GeneratorContext
-from generators.errors import InputValidationError
+from generators.errors import ArtifactDecodeError, InputValidationError
 from generators.local.ken_burns import KenBurnsGenerator, plan_ken_burns
 from generators.storage import LocalStore
 
@@ -121,6 +121,16 @@ async def test_exif_rotation_is_applied_and_transparency_shows_black(ctx):
     video, _ = await _clip(ctx, await ctx.store_image_result(path), motion="zoom-in", zoom=1.05)
     first = video.frames[0].mean(axis=2)
     assert first[:, :140].mean() < 30 and first[:, -140:].mean() > 220, "transparency is not black"
+
+
+async def test_a_still_damaged_in_the_store_fails_with_a_clear_decode_error(ctx):
+    image = await make_image(ctx, 320, 180)
+    stored = await path_of(ctx, image)
+    original = stored.read_bytes()
+    for damaged in (original[:400], b"not an image at all"):  # cut short, or overwritten
+        stored.write_bytes(damaged)
+        with pytest.raises(ArtifactDecodeError, match="no longer decodes.*re-run the step that made it"):
+            await gen.run({"image": image, **SMALL}, ctx)
 
 
 def _plan(width: int, height: int, **inputs):
