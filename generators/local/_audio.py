@@ -29,8 +29,7 @@ _CODEC_ARGS = {
 }
 
 
-def db_to_gain(db: float) -> float:
-    return float(10.0 ** (db / 20.0))
+_WRITE_FRAMES = 1 << 16
 
 
 def to_pcm16(samples: np.ndarray) -> bytes:
@@ -56,7 +55,8 @@ class WavWriter:
             samples = samples[:, None]
         if samples.shape[1] != self.channels:
             raise ValueError(f"expected {self.channels} channels, got {samples.shape[1]}")
-        self._wav.writeframes(to_pcm16(samples))
+        for start in range(0, len(samples), _WRITE_FRAMES):  # bounded temporaries, however long the input
+            self._wav.writeframes(to_pcm16(samples[start : start + _WRITE_FRAMES]))
         self.frames += samples.shape[0]
 
     def close(self) -> None:

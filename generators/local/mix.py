@@ -123,11 +123,10 @@ def ducking_gain(narration: np.ndarray, rate: int, *, offset: float, duration: f
     reference = np.percentile(level[voiced], 95) if voiced.any() else 0.0
     active = (level > reference - 30) & (level > -60)  # relative gate: robust to how loud the voice was recorded
     n = round(duration * GAIN_RATE)
+    start = min(round(offset * GAIN_RATE), n)
+    speaking = np.repeat(active, GAIN_RATE // 100)[: n - start]  # 10 ms frames → GAIN_RATE samples, on the output clock
     mask = np.zeros(n, dtype=bool)
-    step = GAIN_RATE // 100
-    start = round(offset * GAIN_RATE)
-    for i in np.flatnonzero(active):
-        mask[start + i * step : start + (i + 1) * step] = True
+    mask[start : start + len(speaking)] = speaking
     half_gap = int(0.3 * GAIN_RATE)
     mask = ~_widen(~_widen(mask, half_gap, half_gap), half_gap, half_gap)  # close pauses under 0.6 s
     mask = _widen(mask, before=int(0.15 * GAIN_RATE), after=int(0.25 * GAIN_RATE))
@@ -223,24 +222,8 @@ class Mixer:
             f";[0:v]{','.join(chain)}[v]"
             f";[mixed]volume={gain_db:.3f}dB,alimiter=limit={limit:.4f}:level=false:latency=true[a]"
         )
-        return [
-            *args,
-            *audio_args,
-            "-filter_complex",
-            graph,
-            "-map",
-            "[v]",
-            "-map",
-            "[a]",
-            "-t",
-            f"{self.duration}",
-            *H264,
-            *AAC,
-            "-ar",
-            str(RATE),
-            *BITEXACT,
-            str(out),
-        ]
+        maps = ["-map", "[v]", "-map", "[a]", "-t", f"{self.duration}"]
+        return [*args, *audio_args, "-filter_complex", graph, *maps, *H264, *AAC, "-ar", str(RATE), *BITEXACT, str(out)]
 
 
 def read_integrated_loudness(metadata: Path) -> float:

@@ -311,8 +311,8 @@ class ESpeakTTS(BaseGenerator):
                 hint="Give text with pronounceable words in the chosen language.",
             )
         # Peak-normalise to -1 dBFS so every voice and variant comes out at a comparable, usable level.
-        samples = pcm.astype(np.float32) / 32768.0
-        samples *= 0.891 / float(np.max(np.abs(samples)))
+        samples = pcm.astype(np.float32)
+        samples *= 0.891 / max(-int(pcm.min()), int(pcm.max()))
         wav = write_wav(context.temp_path(".wav"), samples, engine.sample_rate)
         duration = len(samples) / engine.sample_rate
         context.publish_progress(0.5, "encoding")

@@ -1,0 +1,168 @@
+"""local/mix: picture plus sound at the asked loudness, music ducked under speech, the asked length, fades."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+from _audio_checks import (
+    decode_audio,
+    integrated_lufs,
+    make_test_video,
+    make_tone,
+    rms_db,
+    sounding_span,
+    tone_level_db,
+)
+
+from generators.context import GeneratorContext
+from generators.errors import InputValidationError
+from generators.local.mix import AudioMix
+from generators.local.tts import ESpeakTTS
+
+gen = AudioMix()
+MARKER_HZ = 13000.0  # eSpeak speaks at 22.05 kHz, so nothing of the voice reaches 13 kHz: the tone is all music
+
+
+@pytest.fixture
+async def narration(ctx):
+    return (await ESpeakTTS().run({"text": "Speech plays here, in the middle of the video."}, ctx)).primary
+
+
+async def _mix(ctx, **inputs):
+    result = await gen.run(inputs, ctx)
+    return await ctx.resolve_artifact(result.primary), result
+
+
+def _frames(path, *times: float) -> list[np.ndarray]:
+    """The decoded picture at each time (the first frame at or after it)."""
+    with av.open(str(path)) as container:
+        frames = [(f.time, f.to_ndarray(format="gray").astype(np.int16)) for f in container.decode(video=0)]
+    return [next(img for t, img in frames if t >= at - 1e-3) for at in times]
+
+
+@pytest.mark.parametrize("target", [-16.0, -23.0])
+async def test_output_has_picture_and_sound_at_the_target_loudness(ctx, narration, target):
+    video = await make_test_video(ctx, 4.0)
+    music = (await gen_music(ctx, 4.0)).primary
+    path, result = await _mix(
+        ctx, video=video, narration=narration, music=music, narration_offset=0.5, target_lufs=target
+    )
+    artifact = result.primary
+    with av.open(str(path)) as container:
+        streams = {s.type: s.codec_context.name for s in container.streams}
+        size = (container.streams.video[0].codec_context.width, container.streams.video[0].codec_context.height)
+    assert streams == {"video": "h264", "audio": "aac"} and size == (160, 120)
+    assert artifact.has_audio and abs(artifact.duration - 4.0) <= 1 / 25 + 0.025
+    audio = decode_audio(path)
+    assert audio.rate == 48000 and audio.samples.shape[1] == 2
+    assert integrated_lufs(audio) == pytest.approx(target, abs=1.0)
+    assert np.abs(audio.samples).max() < 1.0, "the mix clips"
+    assert set(artifact.parents) == {video.sha256, narration.sha256, music.sha256}
+    assert result.compute_seconds > 0 and result.estimated_cost_usd == 0
+
+
+async def gen_music(ctx, seconds):
+    from generators.local.music import ProceduralMusic
+
+    return await ProceduralMusic().run({"duration": seconds, "mood": "upbeat", "fade_in": 0, "fade_out": 0}, ctx)
+
+
+async def test_music_is_at_least_6_db_quieter_while_speech_plays(ctx, narration):
+    video = await make_test_video(ctx, 8.0)
+    tone = await make_tone(ctx, 8.0, MARKER_HZ)
+    speech = decode_audio(await ctx.resolve_artifact(narration))
+    start, end = sounding_span(speech.mono, speech.rate)
+    offset = 3.0
+    levels = {}
+    for ducking in (True, False):
+        path, _ = await _mix(
+            ctx, video=video, narration=narration, music=tone, narration_offset=offset, ducking=ducking
+        )
+        out = decode_audio(path)
+        levels[ducking] = {
+            "before": tone_level_db(out.window(1.0, offset - 0.5), out.rate, MARKER_HZ),
+            "during": tone_level_db(out.window(offset + start + 0.2, offset + end - 0.2), out.rate, MARKER_HZ),
+            "after": tone_level_db(out.window(offset + end + 0.8, 7.0), out.rate, MARKER_HZ),
+        }
+    ducked, plain = levels[True], levels[False]
+    assert ducked["before"] - ducked["during"] >= 6, ducked
+    assert ducked["after"] - ducked["during"] >= 6, ducked
+    assert ducked["before"] - ducked["during"] == pytest.approx(12, abs=1.5), "duck_db defaults to 12"
+    # Without ducking the music holds its level: the drop above is the ducking, not the measurement.
+    assert abs(plain["before"] - plain["during"]) < 1, plain
+
+
+@pytest.mark.parametrize(
+    ("length", "extend", "expected"),
+    [
+        ("shortest", "freeze", "speech_end"),
+        ("video", "freeze", 2.0),
+        ("longest", "freeze", "speech_end"),
+        ("longest", "loop", "speech_end"),
+    ],
+)
+async def test_length_policy(ctx, narration, length, extend, expected):
+    video = await make_test_video(ctx, 2.0)
+    path, result = await _mix(
+        ctx,
+        video=video,
+        narration=narration,
+        narration_offset=0.4,
+        length=length,
+        extend_video=extend,
+        fade_in=0,
+        fade_out=0,
+    )
+    speech_end = 0.4 + narration.duration
+    if length == "shortest":
+        speech_end = min(speech_end, 2.0)
+    want = speech_end if expected == "speech_end" else expected
+    assert abs(result.primary.duration - want) <= 1 / 25 + 0.025, (result.primary.duration, want)
+    if length == "longest":
+        last_real, late, later = _frames(path, 1.96, 2.5, 2.9)
+        early, _ = _frames(await ctx.resolve_artifact(video), 0.5, 0.9)
+        if extend == "freeze":
+            assert np.abs(late - last_real).mean() < 1 and np.abs(later - last_real).mean() < 1, "not frozen"
+        else:  # looped: at 2.5 s the picture is the video's 0.5 s again, far from its last frame
+            assert np.abs(late - early).mean() < 2 and np.abs(late - last_real).mean() > 5, "not looped"
+            assert np.abs(later - late).mean() > 2, "the loop does not move"
+
+
+async def test_fades_and_determinism_and_progress(ctx, store):
+    video = await make_test_video(ctx, 3.0)
+    tone = await make_tone(ctx, 3.0, 440.0)
+    inputs = {"video": video, "music": tone, "fade_in": 1.0, "fade_out": 1.0, "fade_picture": True}
+    seen: list[float] = []
+    async with GeneratorContext(store, progress=lambda f, _m: seen.append(f)) as watched:
+        path, first = await _mix(watched, **inputs)
+        audio = decode_audio(path)
+        start_frame, middle_frame, end_frame = _frames(path, 0.0, 1.5, 2.96)
+    _, again = await _mix(ctx, **inputs)
+    assert first.primary.sha256 == again.primary.sha256, "same inputs gave different bytes"
+    assert rms_db(audio.window(0, 0.05)) < rms_db(audio.window(1.2, 1.8)) - 20, "no audio fade-in"
+    assert rms_db(audio.window(2.95, 3.0)) < rms_db(audio.window(1.2, 1.8)) - 20, "no audio fade-out"
+    assert start_frame.mean() < 20 and end_frame.mean() < 20 and middle_frame.mean() > 60, "no picture fades"
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= 3, seen
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({}, "nothing to mix"),
+        ({"music": "tone", "narration": "speech", "narration_offset": 5.0}, "starts after the result ends"),
+        ({"music": "tone", "fade_in": 1.5, "fade_out": 1.5}, "shorten the fades"),
+        ({"music": "tone", "duck_db": 3}, "greater than or equal to 6"),
+        ({"music": "tone", "target_lufs": -5}, "less than or equal to -8"),
+        ({"music": "tone", "length": "forever"}, "'shortest', 'video' or 'longest'"),
+        ({"music": None, "narration": None}, "nothing to mix"),
+    ],
+)
+async def test_bad_input_is_refused_with_a_clear_message(ctx, narration, extra, message):
+    video = await make_test_video(ctx, 2.0)
+    tone = await make_tone(ctx, 2.0, 440.0)
+    by_name = {"tone": tone, "speech": narration}
+    inputs = {"video": video, **{k: by_name.get(v, v) if isinstance(v, str) else v for k, v in extra.items()}}
+    with pytest.raises(InputValidationError) as info:
+        gen.parse_inputs(inputs)
+    assert any(message in text for _, text in info.value.problems), info.value.problems
