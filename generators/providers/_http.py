@@ -26,6 +26,7 @@ from ..errors import (
     TransientProviderError,
     UnexpectedResponseError,
 )
+from ..fetch import download
 
 if TYPE_CHECKING:
     from ..artifacts import Artifact
@@ -162,6 +163,11 @@ class ProviderClient:
             await self._http.aclose()
 
     @property
+    def http(self) -> httpx.AsyncClient:
+        """The underlying client, for downloading outputs over the same connection pool."""
+        return self._http
+
+    @property
     def key(self) -> str:
         return self._key.get_secret_value()
 
@@ -250,10 +256,21 @@ class ProviderClient:
             interval = min(interval * 1.5, self.max_poll_interval)
 
 
-async def store_output(context: GeneratorContext, kind: str, url: str, provider: str) -> Artifact:
-    """Download a provider's output URL into the store (streamed, probed); a dropped download is transient."""
+async def store_output(
+    context: GeneratorContext, kind: str, url: str, provider: str, http: httpx.AsyncClient | None = None
+) -> Artifact:
+    """Download a provider's output URL into the store (streamed, checked by the fetch policy, probed).
+
+    `http` lets the download reuse the provider client's connections; it carries no credentials (clients
+    send the key per request, never as a default header), so nothing leaks to the provider's CDN.
+    A dropped or timed-out download is transient: the job stays journaled and a retry collects it.
+    """
     try:
-        return await context.store_artifact(kind, url)
+        if http is None:
+            return await context.store_artifact(kind, url)
+        dest = context.temp_path(Path(urlparse(url).path).suffix)
+        await download(url, dest, context.fetch_policy, client=http)
+        return await context.store_artifact(kind, dest)
     except httpx.HTTPError as exc:
         kind_of = "timed out" if isinstance(exc, httpx.TimeoutException) else "lost its connection"
         raise TransientProviderError(

@@ -61,7 +61,8 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
             fake.files[name] = (req.body, req.headers.get("content-type", "application/octet-stream"))
         return Response(200, b"", "text/plain")
     rest = req.path.startswith(REST)
-    if blocked := fake.gate("fal", presented_key(req), error):
+    submission = req.method == "POST" and not rest
+    if blocked := fake.gate("fal", presented_key(req), error, submission=submission):
         return blocked
     if rest and req.path == REST + "storage/upload/initiate" and req.method == "POST":
         body = req.json()

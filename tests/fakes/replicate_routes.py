@@ -70,9 +70,10 @@ def _invalid(field: str, msg: str) -> Response:
 def handle(fake: FakeProviderServer, req: Request) -> Response:
     from .server import json_response
 
-    if blocked := fake.gate("replicate", presented_key(req), error):
-        return blocked
     path = req.path.removeprefix(V1)
+    submission = req.method == "POST" and (path == "predictions" or path.endswith("/predictions"))
+    if blocked := fake.gate("replicate", presented_key(req), error, submission=submission):
+        return blocked
     if path == "files" and req.method == "POST":
         _fields, files = req.form()
         name, filename, data, ctype = files[0]

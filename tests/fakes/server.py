@@ -14,6 +14,7 @@ import email.policy
 import json
 import random
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -49,6 +50,7 @@ class Knobs:
     rate_429: float = 0.0  # chance an API request is refused with 429 (before any work: never billed)
     retry_after: float = 1.0  # the Retry-After sent with those 429s
     rate_5xx: float = 0.0  # chance an API request fails with 503 (before any work: never billed)
+    faults_on: str = "all"  # "all" API requests, or only "submissions" (status polls and results stay clean)
     drop_after_submit: int = 0  # the next N submissions are billed, then the connection is cut unanswered
     fail_jobs: bool = False  # accepted jobs end in failure
     slow_download: float = 0.0  # seconds to stream each output file
@@ -144,7 +146,7 @@ class FakeProviderServer:
         class Handler(_Handler):
             fake = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, name="fake-providers", daemon=True).start()
         return self
@@ -243,7 +245,9 @@ class FakeProviderServer:
                     return data
         return None
 
-    def gate(self, provider: str, presented: str | None, error: Callable[..., Response]) -> Response | None:
+    def gate(
+        self, provider: str, presented: str | None, error: Callable[..., Response], *, submission: bool = True
+    ) -> Response | None:
         """Auth, exhausted credit, forced errors and random 429/5xx, in the provider's own error shapes.
 
         `error(status, presented_key)` builds the provider's answer for a status (402 = its out-of-credit one).
@@ -258,6 +262,8 @@ class FakeProviderServer:
             roll = self.rng.random()
         if status == 0:
             return Response(drop=True)
+        if status is None and not submission and self.knobs.faults_on == "submissions":
+            return None
         if status is None and roll < self.knobs.rate_429:
             status = 429
         elif status is None and roll < self.knobs.rate_429 + self.knobs.rate_5xx:
@@ -295,8 +301,21 @@ def _fmt(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:.3f}"
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog of 5 drops SYNs when a batch opens many connections at once, and the
+    # client's retransmit costs a whole second: real APIs do not behave like that.
+    request_queue_size = 256
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # a client hung up (timeout tests): not a fake bug
+            return
+        super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real APIs
+    # Headers and body go out as two writes; with Nagle on, the body waits for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     fake: FakeProviderServer
 
     def log_message(self, *args: Any) -> None:  # quiet: tests read the request log instead
