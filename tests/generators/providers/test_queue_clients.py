@@ -17,7 +17,7 @@ FAST = {"poll_interval": 0.01, "max_poll_interval": 0.05}
 
 
 async def test_fal_submit_wait_result_walks_the_queue_states(fake):
-    fake.set(queue_seconds=0.15, job_seconds=0.15)
+    fake.set(queue_seconds=0.3, job_seconds=0.3)
     seen: list[str] = []
     async with FalClient(**FAST) as fal:
         job = await fal.submit("fal-ai/flux/dev", {"prompt": "a red barn", "image_size": "square"})
