@@ -105,10 +105,9 @@ def table_rows(records: list[CostRecord]) -> list[dict[str, Any]]:
 
 def summary_markdown(pipeline: str, records: list[CostRecord]) -> str:
     t = totals(records)
+    # One first line with the totals: the V1 UI's artifact card shows only a description's first line.
     lines = [
-        f"### Cost of `{pipeline}`",
-        "",
-        f"**Spent {usd(t['actual_usd'])}** (planned {usd(t['estimated_usd'])}), "
+        f"**Cost of `{pipeline}`: spent {usd(t['actual_usd'])}** (planned {usd(t['estimated_usd'])}), "
         f"**saved {usd(t['saved_usd'])}** by cache · {sum(r.cached for r in records)}/{len(records)} "
         f"steps from cache",
         "",

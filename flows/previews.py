@@ -7,6 +7,7 @@ import base64
 import html
 import io
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,29 +89,71 @@ def waveform(path: Path, width: int = 360, height: int = 64) -> str:
     return _data_uri("image/png", buf.getvalue())
 
 
-async def preview_markdown(artifact: Artifact, store: ArtifactStore, ctx: GeneratorContext) -> str:
-    """One cell of markdown: an inline preview and where the file lives."""
+@dataclass
+class Preview:
+    """One output's preview: an inline image (a data: URI) when there is one, facts, and where the file lives."""
+
+    label: str
+    short: str
+    link: str
+    image: str | None = None
+    facts: str = ""
+
+    def cell(self) -> str:
+        """A table cell: the image above its facts and link."""
+        image = f"![{self.short}]({self.image})<br>" if self.image else ""
+        return f"{image}{self.details()}"
+
+    def details(self) -> str:
+        return f"{self.facts} · [{self.short}]({self.link})" if self.facts else f"[{self.short}]({self.link})"
+
+    def inline(self) -> str:
+        return f"`{self.label}` ![{self.label}]({self.image})" if self.image else ""
+
+
+async def make_preview(label: str, artifact: Artifact, store: ArtifactStore, ctx: GeneratorContext) -> Preview:
     key = store.key_for(artifact.storage_url)
-    link = store.browser_url(key) if key else artifact.storage_url
+    preview = Preview(label, artifact.short, store.browser_url(key) if key else artifact.storage_url)
     if isinstance(artifact, TextArtifact):
         text = html.escape(artifact.content[:200]).replace("\n", " ").replace("|", "\\|")
-        return f"“{text}{'…' if len(artifact.content) > 200 else ''}”"
+        preview.facts = f"“{text}{'…' if len(artifact.content) > 200 else ''}”"
+        return preview
     try:
         path = await ctx.resolve_artifact(artifact)
         if isinstance(artifact, ImageArtifact):
-            img = await asyncio.to_thread(image_thumbnail, path)
-            facts = f"{artifact.width}×{artifact.height} {artifact.format}"
+            preview.image = await asyncio.to_thread(image_thumbnail, path)
+            preview.facts = f"{artifact.width}×{artifact.height} {artifact.format}"
         elif isinstance(artifact, VideoArtifact):
-            img = await video_preview(path, artifact.duration)
-            facts = f"{artifact.width}×{artifact.height} {artifact.duration:.1f}s {artifact.fps:g}fps"
+            preview.image = await video_preview(path, artifact.duration)
+            preview.facts = f"{artifact.width}×{artifact.height} {artifact.duration:.1f}s {artifact.fps:g}fps"
         elif isinstance(artifact, AudioArtifact):
-            img = await asyncio.to_thread(waveform, path)
-            facts = f"{artifact.duration:.1f}s {artifact.sample_rate}Hz"
+            preview.image = await asyncio.to_thread(waveform, path)
+            preview.facts = f"{artifact.duration:.1f}s {artifact.sample_rate}Hz"
         else:
-            return f"[{artifact.format}]({link})"
+            preview.facts = artifact.format
     except (BoardflowError, OSError) as exc:  # a preview is a nicety: never fail a run over it
-        return f"(no preview: {html.escape(str(exc)[:80])}) [{artifact.short}]({link})"
-    return f"![{artifact.short}]({img})<br>{facts} · [{artifact.short}]({link})"
+        preview.facts = f"(no preview: {html.escape(str(exc)[:80])})"
+    return preview
+
+
+async def preview_markdown(artifact: Artifact, store: ArtifactStore, ctx: GeneratorContext) -> str:
+    """One cell of markdown: an inline preview and where the file lives."""
+    return (await make_preview(artifact.short, artifact, store, ctx)).cell()
+
+
+def card_markdown(title: str, previews: list[tuple[str, Preview]], first_column: str) -> tuple[str, str]:
+    """(description, body) of a preview artifact.
+
+    The V1 UI's artifact card shows only the first line of a description, so every preview image
+    sits on that line; V2 shows all of it, so the table below carries facts and links without
+    repeating the images. The body (the artifact's own page) is the full table with images in cells.
+    """
+    strip = " ".join(p.inline() for _, p in previews if p.image)
+    header = f"| {first_column} | output |\n|---|---|"
+    details = "\n".join(f"| {name} | {p.details()} |" for name, p in previews)
+    cells = "\n".join(f"| {name} | {p.cell()} |" for name, p in previews)
+    description = f"**{title}**" + (f" · {strip}" if strip else "") + f"\n\n{header}\n{details}"
+    return description, f"### {title}\n\n{header}\n{cells}"
 
 
 async def publish_previews(pipeline: str, runner: Any, outputs: dict[str, Any], store: ArtifactStore) -> None:
@@ -125,23 +168,23 @@ async def publish_previews(pipeline: str, runner: Any, outputs: dict[str, Any], 
     adapter = TypeAdapter(AnyArtifact)
     async with GeneratorContext(store) as ctx:
         if outputs:
-            rows = ["| output | preview |", "|---|---|"]
+            shown: list[tuple[str, Preview]] = []
             for name, value in outputs.items():
                 for item in value if isinstance(value, list) else [value]:
                     if isinstance(item, dict) and "kind" in item:
-                        rows.append(
-                            f"| **{name}** | {await preview_markdown(adapter.validate_python(item), store, ctx)} |"
-                        )
-            text = f"### Outputs of `{pipeline}`\n\n" + "\n".join(rows)
-            await acreate_markdown_artifact(key=artifact_key(pipeline, "outputs"), markdown=text, description=text)
-        rows = ["| step | generator | preview |", "|---|---|---|"]
+                        art = adapter.validate_python(item)
+                        shown.append((f"**{name}**", await make_preview(name, art, store, ctx)))
+            description, body = card_markdown(f"Outputs of `{pipeline}`", shown, "output")
+            key = artifact_key(pipeline, "outputs")
+            await acreate_markdown_artifact(key=key, markdown=body, description=description)
+        steps: list[tuple[str, Preview]] = []
         for step, result in runner.results.items():
             for i, res in enumerate(result if isinstance(result, list) else [result]):
                 if not isinstance(res, GeneratorResult):
                     continue
                 label = f"{step}[{i}]" if isinstance(result, list) else step
                 for art in res.artifacts():
-                    rows.append(f"| {label} | {res.generator} | {await preview_markdown(art, store, ctx)} |")
-        if len(rows) > 2:
-            text = f"### Step outputs of `{pipeline}`\n\n" + "\n".join(rows)
-            await acreate_markdown_artifact(key=artifact_key(pipeline, "steps"), markdown=text, description=text)
+                    steps.append((f"{label} · {res.generator}", await make_preview(label, art, store, ctx)))
+        if steps:
+            description, body = card_markdown(f"Step outputs of `{pipeline}`", steps, "step · generator")
+            await acreate_markdown_artifact(key=artifact_key(pipeline, "steps"), markdown=body, description=description)
