@@ -4,9 +4,9 @@ Run: .venv/bin/python -m bench.ken_burns_bench [--rounds N]
 
 1. Wall time of `local/ken-burns` (1920x1080, 6 s at 30 fps, zoom-in) inside a GeneratorContext on a temp
    LocalStore, as a ratio of running the very same ffmpeg command from a plain subprocess. Rounds
-   alternate the two; the ratio of the fastest runs and of the medians are printed, because these machines
-   are shared and noisy, with the CPU seconds (ours + ffmpeg's) beside them, which noise disturbs less.
-   Target ≤ 1.10.
+   alternate the two, swapping the order every round; the ratios of the fastest runs and of the medians
+   are printed, because these machines are shared and noisy, with the CPU seconds (ours + ffmpeg's)
+   beside them, which noise disturbs less. Target ≤ 1.10.
 2. Peak RSS of a fresh Python process running the generator on its largest supported frames
    (1920x1080 and 1080x1920 stills rendered at their own size, 60 fps), and of the ffmpeg it starts.
 """
@@ -115,8 +115,12 @@ async def main(rounds: int) -> None:
         direct, generator = [], []
         await run_generator(store, landscape, TIMED)  # warm-up: imports, page cache, first-run costs
         for i in range(rounds):
+            # Swap the order every round, so a load that rises or falls over time favours neither side.
+            if i % 2:
+                generator.append(await run_generator(store, landscape, TIMED))
             direct.append(run_direct(store, landscape, Path(tmp) / f"direct-{i}.mp4"))
-            generator.append(await run_generator(store, landscape, TIMED))
+            if not i % 2:
+                generator.append(await run_generator(store, landscape, TIMED))
             print(
                 f"round {i + 1}: direct {direct[-1][0]:.2f} s wall / {direct[-1][1]:.2f} s CPU, "
                 f"generator {generator[-1][0]:.2f} s wall / {generator[-1][1]:.2f} s CPU",
