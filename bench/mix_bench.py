@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -194,6 +195,8 @@ async def _bench(seconds: float, rounds: int, work: Path) -> None:
     verdict = "ok" if ratio <= TARGET_RATIO else f"ABOVE the {TARGET_RATIO:.2f} target"
     print(f"ratio generator / direct two-pass: {ratio:.3f} ({verdict})")
     print(f"ratio generator / single command:  {best['generator'] / best['single']:.3f} (reference)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"(load average now {load} on {os.cpu_count()} cores: other work on the machine skews single runs)")
 
 
 def main() -> None:

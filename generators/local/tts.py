@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..artifacts import AudioArtifact
 from ..base import Availability, BaseGenerator
 from ..context import GeneratorContext
-from ..errors import BoardflowError, ConfigurationError, InputError
+from ..errors import ConfigurationError, InputError, MediaProcessingError
 from ._audio import AudioFormat, encode_audio, write_wav
 
 # Constants from espeak-ng's speak_lib.h.
@@ -134,27 +134,23 @@ class ESpeak:
             return cls._instance
 
     def _list_voices(self) -> Voices:
-        best: dict[str, tuple[int, str]] = {}  # code → (priority, identifier); lower priority number wins
+        best: dict[str, tuple[int, str]] = {}  # code or name → (priority, identifier); lower priority number wins
+        codes: set[str] = set()
         for voice in self._voice_list(None):
             ident = voice.identifier.decode()
             if ident.startswith("mb/"):
                 continue  # MBROLA voices need separately installed databases
             best.setdefault(voice.name.decode().lower(), (0, ident))
             for priority, code in _language_codes(voice.languages):
+                codes.add(code)
                 if code.lower() not in best or priority < best[code.lower()][0]:
                     best[code.lower()] = (priority, ident)
-        codes = {
-            code
-            for voice in self._voice_list(None)
-            if not voice.identifier.startswith(b"mb/")
-            for _, code in _language_codes(voice.languages)
-        }
         spec = _VoiceSpec(languages=b"variant")
         variants = {}
         for voice in self._voice_list(ctypes.byref(spec)):
             name = voice.identifier.decode().removeprefix("!v/")
             variants[name.lower()] = name
-        return Voices({k: ident for k, (_, ident) in best.items()}, variants, tuple(sorted(codes)))
+        return Voices({key: ident for key, (_, ident) in best.items()}, variants, tuple(sorted(codes)))
 
     def _voice_list(self, spec) -> list[_Voice]:
         found = []
@@ -169,25 +165,23 @@ class ESpeak:
         """Speak `text` in a fresh process; mono int16 samples at `self.sample_rate`."""
         ident = self.voices.identifiers[voice.lower()]
         spec = f"{ident}+{self.voices.variants[variant.lower()]}" if variant else ident
+        args = [self.library, self.data_path or "", spec, str(rate), str(pitch)]
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            "-c",
-            _SYNTH_SCRIPT,
-            self.library,
-            self.data_path or "",
-            spec,
-            str(rate),
-            str(pitch),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        pcm, err = await proc.communicate(text.encode("utf-8"))
+            sys.executable, "-I", "-c", _SYNTH_SCRIPT, *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            pcm, err = await proc.communicate(text.encode("utf-8"))
+        except BaseException:  # cancelled: do not leave the worker speaking to nobody
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
         if proc.returncode != 0:
-            raise BoardflowError(
-                f"eSpeak NG failed (exit code {proc.returncode}): {err.decode(errors='replace').strip()[-500:]}",
-                hint="Retry; if it persists, reinstall espeakng-loader and report the text.",
+            raise MediaProcessingError(
+                f"eSpeak NG failed (exit code {proc.returncode}).",
+                command=[sys.executable, "-I", "-c", "<eSpeak NG worker script>", *args],
+                stderr_tail=err.decode(errors="replace").strip()[-2000:],
             )
         return np.frombuffer(pcm, dtype="<i2")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from _audio_checks import decode_audio, fundamental_hz, rms_db, sounding_span
 
-from generators.errors import InputValidationError
+from generators.errors import InputError, InputValidationError
 from generators.local.tts import ESpeakTTS
 
 gen = ESpeakTTS()
@@ -64,6 +64,11 @@ async def test_same_input_gives_the_same_bytes(ctx):
     second = (await gen.run({"text": SHORT, "format": "mp3"}, ctx)).primary
     other = (await gen.run({"text": SHORT, "format": "mp3", "pitch": 70}, ctx)).primary
     assert first.sha256 == second.sha256 != other.sha256
+
+
+async def test_text_with_nothing_to_say_fails_clearly(ctx):
+    with pytest.raises(InputError, match="produced no sound"):
+        await gen.run({"text": "..."}, ctx)
 
 
 @pytest.mark.parametrize(
