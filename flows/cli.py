@@ -170,6 +170,7 @@ def _print_run_url(flow_run_id: str | None) -> None:
 
 def main() -> None:
     from . import cli_inspect  # noqa: F401  (registers the inspection commands)
+    from . import cli_ops  # noqa: F401  (registers `server` and `serve`)
 
     try:
         app()

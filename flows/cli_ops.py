@@ -1,0 +1,81 @@
+"""`boardflow server` and `boardflow serve`: a local Prefect server, and the deployments served from one process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from generators.errors import BoardflowError
+
+from .cli import app, console, fail
+
+SERVER_HELP = (
+    "Start a Prefect server (API + UI) with offline-safe settings and print its URLs.\n\n"
+    "Analytics are off and DO_NOT_TRACK is set: nothing leaves the machine. The media previews in the UI are "
+    "inline images inside each run's artifacts, so nothing else needs to run beside the server. Point flows, "
+    "workers and `boardflow serve` at it with the printed `export PREFECT_API_URL=…`. Stop it with Ctrl-C."
+)
+SERVE_HELP = (
+    "Serve the deployments of prefect.yaml from this process, with their schedules, until Ctrl-C.\n\n"
+    "No work pool or worker is needed: this process registers the deployments (same names, parameters, tags, "
+    "schedules and concurrency limits as `prefect deploy --all`) and runs their flow runs itself. It needs a "
+    "running Prefect server at PREFECT_API_URL (start one with `boardflow server`): without one, Prefect runs "
+    "flows on a temporary in-process API, and that cannot run schedules."
+)
+
+
+@app.command(help=SERVER_HELP)
+def server(
+    host: Annotated[str, typer.Option(help="Address to listen on. 0.0.0.0 lets other machines' workers connect.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port of the API and the UI.")] = 4200,
+    home: Annotated[
+        Path | None,
+        typer.Option(help="PREFECT_HOME for the server's database and settings (default: Prefect's own, ~/.prefect)."),
+    ] = None,
+) -> None:
+    """Run `prefect server start` in the foreground and print where it listens."""
+    from deployments.local_server import PrefectServer
+
+    local = PrefectServer(home or _default_home(), host=host, port=port, attached=True)
+    try:
+        local.start()
+    except (BoardflowError, TimeoutError) as exc:
+        fail(exc)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    console.print(f"[bold green]Prefect UI:[/] http://{shown}:{port}/  (V2; the run links in flow logs open V1)")
+    console.print(f"Point boardflow and workers at it:  [bold]export PREFECT_API_URL=http://{shown}:{port}/api[/]")
+    try:
+        code = local.proc.wait()
+    except KeyboardInterrupt:
+        local.stop()  # the server got the same Ctrl-C; make sure it is gone before we return
+        code = 0
+    raise typer.Exit(code)
+
+
+def _default_home() -> Path:
+    from prefect.settings import PREFECT_HOME
+
+    return Path(PREFECT_HOME.value())
+
+
+@app.command(help=SERVE_HELP)
+def serve(
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Serve just this prefect.yaml deployment. Repeatable.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many flow runs at once in this process.")] = None,
+    replace: Annotated[
+        bool, typer.Option(help="Take over deployments of the same name that `prefect deploy` bound to a work pool.")
+    ] = False,
+) -> None:
+    """Serve prefect.yaml's deployments here (see SERVE_HELP)."""
+    from deployments.serve import serve_deployments
+
+    try:
+        serve_deployments(only or None, limit, replace)
+    except BoardflowError as exc:
+        fail(exc)
