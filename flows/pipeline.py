@@ -167,7 +167,6 @@ class PipelineRunner:
         refresh = self.refresh
         if not refresh and await self._index.get(key) is not None and await self._index.usable(key) is None:
             refresh = True  # cached once, but its artifacts are gone from the store: make them again
-        self._reserve(label, estimate)
         record = CostRecord(
             run_id=self.run_id,
             pipeline=self.spec.name,
@@ -180,7 +179,13 @@ class PipelineRunner:
             actual_is_estimate=False,
             cached=False,
         )
-        self.records.append(record)
+        self.records.append(record)  # before the budget check, so a refused step shows in the tally too
+        try:
+            self._reserve(label, estimate)
+        except BudgetExceededError as exc:
+            record.error = str(exc)
+            _emit("failed", label, error=str(exc))
+            raise
         _emit("start", label, generator=gen.name, fallback=fallback)
         started = time.perf_counter()
         try:

@@ -108,6 +108,8 @@ class Scope:
         step, rest = str(ref.path[0]), list(ref.path[1:])
         result = self.results.get(step)
         if rest and isinstance(rest[0], int):  # ${steps.s[2].field}: one item of a fan-out
+            if result is None and step in self.fanned:  # not made yet: a stand-in while planning
+                return self._from_result(None, step, rest[1:], ref)
             if not isinstance(result, list):
                 raise InputError(f"${{{ref.text}}}: step {step!r} has no for_each, so it has no items to index.")
             return self._from_result(result[rest[0]], step, rest[1:], ref)

@@ -58,7 +58,8 @@ def validate(spec: PipelineSpec, registry: Registry, params: dict[str, Any] | No
             if kinds - {gens[name].artifact_type}:
                 problems.append(Problem(name, "fallbacks", "fallbacks must make the same artifact type."))
     for name, step in spec.steps.items():
-        problems += _check_refs(spec, name, step.inputs, gens, "inputs")
+        for fname, value in step.inputs.items():  # per field, so each problem names the input it is in
+            problems += _check_refs(spec, name, value, gens, fname)
         problems += _check_refs(spec, name, step.for_each, gens, "for_each")
         for dep in step.after:
             if dep not in spec.steps:
