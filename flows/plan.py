@@ -25,6 +25,7 @@ class PlannedStep:
     estimates: list[Decimal] = field(default_factory=list)  # one per item
     cached: list[bool] = field(default_factory=list)
     uncertain: bool = False  # depends on outputs that do not exist yet: estimated on stand-ins
+    keys: list[str | None] = field(default_factory=list)  # cache key per item; None where inputs are stand-ins
 
     @property
     def count(self) -> int:
@@ -45,6 +46,7 @@ class Plan:
     order: list[str]
     steps: list[PlannedStep]
     max_cost_usd: Decimal | None
+    results: dict[str, Any] = field(default_factory=dict)  # per step: the cached result(s) found, or None
 
     @property
     def total_usd(self) -> Decimal:
@@ -124,9 +126,9 @@ async def make_plan(
         for scope in scopes:
             inputs = gen.parse_inputs(scope.resolve(step.inputs), where=name)
             entry.estimates.append(await gen.estimate_cost(inputs))
-            hit = None
-            if not scope.used_placeholder and not refresh:
-                hit = await index.usable(cache_key(gen, inputs.model_dump(mode="json")))
+            key = None if scope.used_placeholder else cache_key(gen, inputs.model_dump(mode="json"))
+            hit = await index.usable(key) if key is not None and not refresh else None
+            entry.keys.append(key)
             entry.cached.append(hit is not None)
             entry.uncertain |= scope.used_placeholder
             found.append(hit)
@@ -134,7 +136,7 @@ async def make_plan(
         known = all(r is not None for r in found)
         results[name] = (found if step.for_each is not None else found[0]) if known else None
         planned.append(entry)
-    return Plan(spec.name, order, planned, spec.max_cost_usd)
+    return Plan(spec.name, order, planned, spec.max_cost_usd, results)
 
 
 def _plan_items(for_each: Any, scope: Scope, counts: dict[str, int]) -> tuple[list[Any], bool]:
