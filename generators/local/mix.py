@@ -36,12 +36,21 @@ class VideoExtension(StrEnum):
     LOOP = "loop"
 
 
+class VideoAudio(StrEnum):
+    DROP = "drop"
+    KEEP = "keep"
+
+
 class MixInput(BaseModel):
     """Inputs of local/mix."""
 
     model_config = ConfigDict(extra="forbid")
 
-    video: VideoArtifact = Field(description="The picture. Its own sound, if any, is replaced by the mix.")
+    video: VideoArtifact = Field(description="The picture. Its own sound is dropped unless video_audio=keep.")
+    video_audio: VideoAudio = Field(
+        default=VideoAudio.DROP,
+        description="drop: replace the video's own sound; keep: mix it in like narration (music ducks under it).",
+    )
     narration: AudioArtifact | None = Field(default=None, description="Speech laid on top; music ducks under it.")
     music: AudioArtifact | None = Field(default=None, description="A music bed under the whole video.")
     narration_volume_db: float = Field(default=0.0, ge=-30.0, le=20.0, description="Gain on the narration, dB.")
@@ -76,8 +85,10 @@ class MixInput(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        if self.narration is None and self.music is None:
-            raise ValueError("give narration, music or both: there is nothing to mix")
+        if self.video_audio is VideoAudio.KEEP and not self.video.has_audio:
+            raise ValueError("video_audio=keep, but the video has no audio track to keep; use drop")
+        if self.narration is None and self.music is None and self.video_audio is VideoAudio.DROP:
+            raise ValueError("give narration, music or both (or video_audio=keep): there is nothing to mix")
         total = self.output_duration()
         if self.narration is not None and self.narration_offset >= total:
             raise ValueError(
@@ -94,6 +105,8 @@ class MixInput(BaseModel):
     def audio_end(self) -> float:
         """When the last sound ends, seconds; infinite for looped music alone."""
         ends = [self.narration_offset + self.narration.duration] if self.narration is not None else []
+        if self.video_audio is VideoAudio.KEEP:
+            ends.append(self.video.duration)
         if self.music is not None and not self.loop_music:
             ends.append(self.music.duration)
         return max(ends, default=math.inf)
@@ -164,6 +177,11 @@ class Mixer:
         labels: list[str] = []
         index = first_index
         fmt = f"aresample={RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
+        if self.inputs.video_audio is VideoAudio.KEEP:
+            args += ["-vn", "-i", str(self.paths["video"])]
+            graph.append(f"[{index}:a]{fmt}[kept]")
+            labels.append("[kept]")
+            index += 1
         if self.inputs.narration is not None:
             args += ["-i", str(self.paths["narration"])]
             delay = round(self.inputs.narration_offset * RATE)
@@ -185,8 +203,8 @@ class Mixer:
             graph.append(f"{chain}[music]")
             labels.append("[music]")
         mixed = (
-            f"{''.join(labels)}amix=inputs=2:duration=longest:normalize=0:dropout_transition=0"
-            if len(labels) == 2
+            f"{''.join(labels)}amix=inputs={len(labels)}:duration=longest:normalize=0:dropout_transition=0"
+            if len(labels) > 1
             else f"{labels[0]}anull"
         )
         fades = [f"afade=t=in:d={self.inputs.fade_in}:curve=qsin"] if self.inputs.fade_in else []
@@ -257,12 +275,16 @@ class AudioMix(BaseGenerator):
                 paths[name] = await context.resolve_artifact(artifact)
         duration = inputs.output_duration()
         gain_track = None
-        if inputs.ducking and inputs.narration is not None and inputs.music is not None:
+        speech_sources = [(paths["narration"], inputs.narration_offset)] if inputs.narration is not None else []
+        if inputs.video_audio is VideoAudio.KEEP:
+            speech_sources.append((paths["video"], 0.0))
+        if inputs.ducking and speech_sources and inputs.music is not None:
             context.publish_progress(0.0, "finding speech")
-            speech = await asyncio.to_thread(decode_mono, paths["narration"], 8000)
-            gain = ducking_gain(
-                speech, 8000, offset=inputs.narration_offset, duration=duration, depth_db=inputs.duck_db
-            )
+            gains = []
+            for source, offset in speech_sources:
+                speech = await asyncio.to_thread(decode_mono, source, 8000)
+                gains.append(ducking_gain(speech, 8000, offset=offset, duration=duration, depth_db=inputs.duck_db))
+            gain = np.minimum.reduce(gains)  # the music ducks under whichever source speaks
             gain_track = context.temp_path(".f32")
             gain.tofile(gain_track)
         mixer = Mixer(inputs, paths, gain_track)

@@ -166,3 +166,33 @@ async def test_bad_input_is_refused_with_a_clear_message(ctx, narration, extra, 
     with pytest.raises(InputValidationError) as info:
         gen.parse_inputs(inputs)
     assert any(message in text for _, text in info.value.problems), info.value.problems
+
+
+async def test_kept_video_sound_stays_and_music_ducks_under_it(ctx, narration):
+    """video_audio=keep: a video that already carries speech keeps it, and the music ducks under it."""
+    picture = await make_test_video(ctx, 8.0)
+    offset = 3.0
+    _, spoken = await _mix(
+        ctx, video=picture, narration=narration, narration_offset=offset, normalize=False, fade_in=0, fade_out=0
+    )
+    speech = decode_audio(await ctx.resolve_artifact(narration))
+    start, end = sounding_span(speech.mono, speech.rate)
+    tone = await make_tone(ctx, 8.0, MARKER_HZ)
+    kept_path, kept = await _mix(ctx, video=spoken.primary, music=tone, video_audio="keep")
+    dropped_path, _ = await _mix(ctx, video=spoken.primary, music=tone, video_audio="drop")
+    kept_audio, dropped_audio = decode_audio(kept_path), decode_audio(dropped_path)
+    during = (offset + start + 0.2, offset + end - 0.2)
+    # The voice's band (100–1900 Hz) holds speech only when kept; the marker tone sits far above it.
+    voice_kept = tone_level_db(kept_audio.window(*during), kept_audio.rate, 1000.0, width=900.0)
+    voice_dropped = tone_level_db(dropped_audio.window(*during), dropped_audio.rate, 1000.0, width=900.0)
+    assert voice_kept - voice_dropped > 20
+    before = tone_level_db(kept_audio.window(1.0, offset - 0.5), kept_audio.rate, MARKER_HZ)
+    ducked = tone_level_db(kept_audio.window(*during), kept_audio.rate, MARKER_HZ)
+    assert before - ducked >= 6
+    assert spoken.primary.sha256 in kept.primary.parents
+
+
+async def test_keeping_sound_of_a_silent_video_is_refused(ctx):
+    video = await make_test_video(ctx, 2.0)
+    with pytest.raises(InputValidationError, match="no audio track to keep"):
+        gen.parse_inputs({"video": video, "video_audio": "keep"})
