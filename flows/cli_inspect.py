@@ -103,6 +103,8 @@ def costs(
     if csv:
         df.to_csv(csv, index=False)
         console.print(f"wrote {len(df)} rows to {csv}")
+    # A cache hit was planned but not spent: count only executed steps' estimates, as each run's tally does.
+    df["estimated_usd"] = df["estimated_usd"].where(~df["cached"].astype(bool), 0.0)
     grouped = (
         df.groupby(by)
         .agg(

@@ -24,7 +24,7 @@ _PLACEHOLDER_FIELDS = {
     "sample_rate": 44100,
     "channels": 2,
     "content": "…",
-    "has_audio": False,
+    "has_audio": True,  # permissive: a check that needs sound (mix video_audio=keep) must not fail on a stand-in
 }
 
 

@@ -1,0 +1,70 @@
+"""The flagship, as `boardflow run storyboard` runs it: one MP4 with picture and sound of the expected length."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import flows.cli_inspect  # noqa: F401  (the full command, as `boardflow` builds it)
+from flows.cli import app
+from flows.pipeline import add_listener
+
+FPS = 24
+SCENES = [
+    {"prompt": "a red sunset over a calm sea", "narration": "The sun goes down.", "motion": "zoom-in"},
+    {"prompt": "green hills under a blue noon sky", "narration": "Then come the hills.", "motion": "pan-left"},
+]
+
+
+def decode(path) -> dict:
+    """What a viewer would notice: frame size, how long picture and sound last, and that neither is blank."""
+    with av.open(str(path)) as container:
+        assert container.streams.video and container.streams.audio, "picture and sound expected"
+        frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+        container.seek(0)
+        audio = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
+        rate = container.streams.audio[0].sample_rate
+        channels = container.streams.audio[0].channels
+    return {
+        "size": (frames[0].shape[1], frames[0].shape[0]),
+        "video_seconds": len(frames) / FPS,
+        "audio_seconds": len(audio) / channels / rate,
+        "brightness": float(np.mean([f.mean() for f in frames])),
+        "audio_rms": float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))),
+    }
+
+
+@pytest.mark.slow
+def test_storyboard_makes_one_narrated_scored_video(prefect_api, data_dir, registry, tmp_path):
+    narrated: dict[str, float] = {}
+
+    def on_event(event: str, label: str, details: dict) -> None:
+        if event == "done" and label.startswith("narrated["):
+            narrated[label] = details["result"].primary.duration
+
+    remove = add_listener(on_event)
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["run", "storyboard", "-p", f"scenes={yaml.safe_dump(SCENES)}", "-p", "resolution=640x360"]
+            + ["-p", f"fps={FPS}", "--out", str(tmp_path / "out")],
+            env={"COLUMNS": "200"},
+        )
+    finally:
+        remove()
+    assert result.exit_code == 0, result.output
+    video = tmp_path / "out" / "storyboard.mp4"
+    assert video.exists(), result.output
+
+    got = decode(video)
+    assert got["size"] == (640, 360)
+    assert len(narrated) == 2
+    expected = sum(narrated.values()) - 0.5  # two clips overlap by the 0.5 s fade between them
+    assert abs(got["video_seconds"] - expected) <= 1 / FPS + 1e-6, (got, narrated)
+    assert abs(got["audio_seconds"] - got["video_seconds"]) <= 0.1, got
+    assert got["brightness"] > 20, "the picture is black"
+    assert got["audio_rms"] > 0.01, "the sound is silent"
+    assert "Cost tally" in result.output and "final" in result.output
