@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -13,7 +14,11 @@ import yaml
 from rich.console import Console
 
 import flows  # noqa: F401  (offline-safe Prefect defaults before prefect is imported)
-from generators.errors import BoardflowError
+
+# The terminal shows its own live step table; Prefect's INFO lines still reach the API (and the UI).
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+
+from generators.errors import BoardflowError  # noqa: E402
 
 console = Console()
 err_console = Console(stderr=True)
@@ -169,8 +174,11 @@ def _print_run_url(flow_run_id: str | None) -> None:
 
 
 def main() -> None:
-    from . import cli_inspect  # noqa: F401  (registers the inspection commands)
-    from . import cli_ops  # noqa: F401  (registers `server` and `serve`)
+    from . import (
+        cli_batch,  # noqa: F401  (registers `batch` and `blocks register`)
+        cli_inspect,  # noqa: F401  (registers the inspection commands)
+        cli_ops,  # noqa: F401  (registers `server` and `serve`)
+    )
 
     try:
         app()

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from generators.base import GeneratorResult
-from generators.errors import InputError
+from generators.errors import InputError, InputValidationError
 from generators.registry import Registry
 from generators.storage import ArtifactStore
 
@@ -124,7 +124,14 @@ async def make_plan(
                 scope.used_placeholder = uncertain
         found: list[GeneratorResult | None] = []
         for scope in scopes:
-            inputs = gen.parse_inputs(scope.resolve(step.inputs), where=name)
+            raw = scope.resolve(step.inputs)
+            try:
+                inputs = gen.parse_inputs(raw, where=name)
+            except InputValidationError:
+                if not scope.used_placeholder:
+                    raise
+                # A cross-field check tripped over stand-in values: estimate from the raw values instead.
+                inputs = gen.get_input_schema().model_construct(**raw)
             entry.estimates.append(await gen.estimate_cost(inputs))
             key = None if scope.used_placeholder else cache_key(gen, inputs.model_dump(mode="json"))
             hit = await index.usable(key) if key is not None and not refresh else None
