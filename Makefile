@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install ui-deps demo test lint format bench clean
 
 install: $(STAMP)
 
@@ -21,8 +21,17 @@ $(STAMP): pyproject.toml
 demo: install  ## the main job: the offline storyboard pipeline on its embedded defaults
 	$(BIN)/boardflow demo
 
-test: install
+test: install ui-deps
 	$(BIN)/python -m pytest
+
+# Debian's Chromium for the UI checks in tests/ui (driven by Playwright's Python package, never `playwright
+# install`). Installs only when missing and we are root; otherwise says so, and those tests skip with the reason.
+ui-deps:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
+			|| echo "ui-deps: apt-get could not install chromium; the UI tests will be skipped"; \
+	else echo "ui-deps: /usr/bin/chromium is missing and this is not root; the UI tests will be skipped"; fi
 
 lint: install
 	$(BIN)/ruff check generators flows blocks deployments tests bench

@@ -47,7 +47,9 @@ def server(
         fail(exc)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     console.print(f"[bold green]Prefect UI:[/] http://{shown}:{port}/  (V2; the run links in flow logs open V1)")
-    console.print(f"Point boardflow and workers at it:  [bold]export PREFECT_API_URL=http://{shown}:{port}/api[/]")
+    console.print(
+        f"Point boardflow and workers at it:  [bold]export PREFECT_API_URL=http://{shown}:{port}/api[/]", soft_wrap=True
+    )
     try:
         code = local.proc.wait()
     except KeyboardInterrupt:

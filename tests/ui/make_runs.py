@@ -1,0 +1,32 @@
+"""Runs the flows the UI check looks at, against the server in PREFECT_API_URL; prints their flow run ids as JSON.
+
+Run: python -m tests.ui.make_runs   (the caller sets PREFECT_API_URL, PREFECT_HOME and BOARDFLOW_DATA_DIR)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import flows  # noqa: F401  (offline Prefect defaults before prefect is imported)
+from deployments.params import load_params
+
+RUNS_MARK = "RUNS "
+
+
+async def run_storyboard() -> str:
+    from flows.storyboard import storyboard
+
+    state = await storyboard(**load_params("storyboard-preview"), return_state=True)
+    if not state.is_completed():
+        raise RuntimeError(f"storyboard run ended {state.name}: {state.message}")
+    return str(state.state_details.flow_run_id)
+
+
+def main() -> None:
+    runs = {"storyboard": asyncio.run(run_storyboard())}
+    print(RUNS_MARK + json.dumps(runs), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""A finished run's page in both Prefect UIs shows its cost table, cost summary and media previews (in Chromium)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image, ImageSequence
+
+from deployments.params import load_params
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+UIS = ("v1", "v2")
+WAIT_MS = 60_000
+
+
+def view_at_url(runs, flow_run_id: str) -> str:
+    """The run's page as Prefect's own "View at" console line links it (that link opens the V1 UI)."""
+    urls = re.findall(rf"View at (\S+/runs/flow-run/{flow_run_id})", runs.console)
+    assert urls, "Prefect printed no 'View at' link for the run"
+    return urls[0]
+
+
+def run_page_url(runs, flow_run_id: str, ui: str) -> str:
+    v1 = view_at_url(runs, flow_run_id)
+    assert v1 == f"{runs.server.url}/runs/flow-run/{flow_run_id}"
+    return v1 if ui == "v1" else f"{runs.server.url}/v2/runs/flow-run/{flow_run_id}"
+
+
+def artifact_id(runs, flow_run_id: str, key: str) -> str:
+    found = httpx.post(
+        f"{runs.server.api_url}/artifacts/filter",
+        json={"artifacts": {"key": {"any_": [key]}, "flow_run_id": {"any_": [flow_run_id]}}},
+    ).json()
+    assert found, f"no artifact {key!r} on the run"
+    return found[0]["id"]
+
+
+def open_artifacts_tab(page, url: str, min_previews: int) -> list[dict]:
+    """Open the run page, click its Artifacts tab, wait until `min_previews` inline images have loaded."""
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_text("Artifacts", exact=True).first.click()
+    page.wait_for_function(
+        """n => {
+            const imgs = [...document.images].filter(i => i.src.startsWith('data:image/'));
+            return imgs.length >= n && imgs.every(i => i.complete);
+        }""",
+        arg=min_previews,
+        timeout=WAIT_MS,
+    )
+    return page.eval_on_selector_all(
+        "img",
+        """els => els.filter(e => e.src.startsWith('data:image/')).map(e => ({
+            src: e.src, alt: e.alt, natural: e.naturalWidth, shown: e.getBoundingClientRect().width}))""",
+    )
+
+
+def decode(src: str) -> tuple[str, Image.Image]:
+    head, _, data = src.partition(",")
+    return head.removeprefix("data:").removesuffix(";base64"), Image.open(io.BytesIO(base64.b64decode(data)))
+
+
+def check_preview_content(previews: list[dict]) -> None:
+    """What a person sees in the previews: moving clips, pictures with detail, waveforms with a signal."""
+    kinds: dict[str, int] = {}
+    for preview in previews:
+        mime, img = decode(preview["src"])
+        kinds[mime] = kinds.get(mime, 0) + 1
+        if mime == "image/webp":  # a video's preview: it must move
+            frames = [np.asarray(f.convert("L"), dtype=np.float32) for f in ImageSequence.Iterator(img)]
+            assert len(frames) >= 5, f"{preview['alt']}: only {len(frames)} frame(s) in the video preview"
+            assert np.abs(frames[0] - frames[-1]).mean() > 1.0, f"{preview['alt']}: the video preview does not move"
+            assert frames[0].std() > 5, f"{preview['alt']}: the video preview is a flat colour"
+        elif mime == "image/jpeg":  # a still's thumbnail
+            assert np.asarray(img.convert("L"), dtype=np.float32).std() > 5, f"{preview['alt']}: a flat thumbnail"
+        elif mime == "image/png":  # an audio waveform: the drawn envelope covers part of the strip
+            px = np.asarray(img.convert("RGB"), dtype=np.int16)
+            drawn = (np.abs(px - np.array([96, 165, 250])).sum(axis=2) < 30).mean()
+            assert 0.05 < drawn < 0.95, f"{preview['alt']}: waveform covers {drawn:.0%} of its strip"
+        else:
+            pytest.fail(f"unexpected preview type {mime}")
+    assert set(kinds) == {"image/webp", "image/jpeg", "image/png"}, kinds
+
+
+def save_screenshot(page, tmp_path, name: str, anchor: str | None = None, height: int = 2000) -> None:
+    """What a person sees from `anchor` (text on the page) down, on a tall screen, into the test's folder.
+
+    V1 scrolls inside its own container, so a full-page shot would stop at the first screen; a tall
+    viewport shows the cards instead. With BOARDFLOW_UPDATE_SCREENSHOTS=1 the shot also goes to docs/.
+    """
+    page.set_viewport_size({"width": 1280, "height": height})
+    if anchor:
+        page.get_by_text(anchor, exact=True).first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1280, "height": 900})
+    if os.environ.get("BOARDFLOW_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SCREENSHOTS / path.name)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_storyboard_run_page_shows_costs_and_previews(ui_runs, browser, ui, tmp_path):
+    run_id = ui_runs.runs["storyboard"]
+    scenes = len(load_params("storyboard-preview")["scenes"])
+    # Per scene: narration, image, clip, narrated clip; then cut, music, final; plus the final video as an output.
+    expected = 4 * scenes + 3 + 1
+    page = browser.new_page()
+    previews = open_artifacts_tab(page, run_page_url(ui_runs, run_id, ui), expected)
+    save_screenshot(page, tmp_path, f"{ui}-storyboard-run-artifacts", anchor="Artifacts")
+
+    assert len(previews) == expected, [p["alt"] for p in previews]
+    assert all(p["natural"] > 0 and p["shown"] > 0 for p in previews), [p for p in previews if not p["natural"]]
+    check_preview_content(previews)
+    labels = {p["alt"] for p in previews}
+    assert {"final", "music", "cut", "video", "narration[0]", f"image[{scenes - 1}]"} <= labels, labels
+
+    text = page.inner_text("body")
+    assert re.search(r"storyboard-costs", text) and re.search(r"\btable\b", text, re.I), "no cost table card"
+    assert "storyboard-cost-summary" in text
+    assert re.search(r"Cost of\s*storyboard\s*: spent \$0\.00", text), "the cost summary's totals are not shown"
+
+    table_id = artifact_id(ui_runs, run_id, "storyboard-costs")
+    base = ui_runs.server.url + ("" if ui == "v1" else "/v2")
+    page.goto(f"{base}/artifacts/artifact/{table_id}", wait_until="domcontentloaded")
+    page.wait_for_selector("table", timeout=WAIT_MS)
+    save_screenshot(page, tmp_path, f"{ui}-storyboard-cost-table", height=900)
+    # The page also shows the description (the summary's per-provider table): count rows naming a generator.
+    rows = page.locator("table tbody tr", has_text="local/")
+    steps = 4 * scenes + 3
+    if ui == "v2":  # V2 pages tables ten rows at a time
+        assert page.get_by_text(f"Page 1 of {-(-steps // 10)}").count() == 1
+    assert rows.count() == (min(steps, 10) if ui == "v2" else steps), "one row per step run in the cost table"
+    table_text = "\n".join(rows.all_inner_texts())
+    # "final" starts last, so its row is on V2's second page.
+    for expected_text in ("narration[0]", "local/ken-burns", "local/mix", *(["final"] if ui == "v1" else [])):
+        assert expected_text in table_text
+    page.close()
