@@ -128,13 +128,14 @@ class Scope:
                 raise Uncertain(step)
             self.used_placeholder = True
             outputs = {
-                name: placeholder_artifact(kind) if kind else None
-                for name, (kind, _) in output_kinds(self.output_schemas[step]).items()
+                name: ([placeholder_artifact(kind)] if many else placeholder_artifact(kind)) if kind else None
+                for name, (kind, many) in output_kinds(self.output_schemas[step]).items()
             }
         else:
             outputs = result.outputs
         if not rest:
-            primary = next((v for v in outputs.values() if isinstance(v, dict) and "kind" in v), None)
+            firsts = (v[0] if isinstance(v, list) and v else v for v in outputs.values())
+            primary = next((v for v in firsts if isinstance(v, dict) and "kind" in v), None)
             if primary is None:
                 raise InputError(f"${{{ref.text}}}: step {step!r} produced no artifact; name an output field.")
             return primary
