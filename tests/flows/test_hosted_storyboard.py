@@ -20,7 +20,7 @@ SCENES = [
 
 
 @pytest.mark.slow
-async def test_hosted_storyboard_runs_end_to_end_and_bills_each_job_once(prefect_api, data_dir, registry, fake):
+async def test_hosted_storyboard_runs_end_to_end_and_bills_each_job_once(prefect_api, data_dir, registry, fake):  # noqa: F811
     spec = PipelineSpec.load(SPEC).model_dump(mode="json")
     result = await run_pipeline(spec=spec, params={"scenes": SCENES})
 
