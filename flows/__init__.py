@@ -18,3 +18,6 @@ for _name, _value in {
     "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(_settings.data_dir / "prefect-results"),
 }.items():
     os.environ.setdefault(_name, _value)
+
+# Lets generators load API keys from Prefect blocks (<ENV_VAR>_BLOCK=name); cheap: Prefect is imported on use.
+import blocks  # noqa: E402, F401

@@ -1,0 +1,315 @@
+"""Batch results: one row per input row → CSV and Parquet files, Prefect table/progress/preview artifacts."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from generators.artifacts import Artifact
+from generators.errors import InputError
+
+from . import costs
+from .costs import CostRecord, usd
+
+if TYPE_CHECKING:
+    from .batch import BatchContext, RowRunner
+    from .batch_rows import BatchRow
+
+COLUMNS = [
+    "row",
+    "pipeline",
+    "status",  # completed | cached (nothing ran) | failed | invalid (skipped before running)
+    "output_urls",  # every output artifact's storage URL, space-separated, in the spec's output order
+    "cost_usd",
+    "saved_usd",
+    "cached",  # every step came from the cache
+    "cached_steps",
+    "steps",
+    "wall_seconds",
+    "error",
+    "flow_run_id",  # the row's own subflow run ("" when nothing ran)
+]
+RERUN_STATUSES = {"failed", "invalid"}
+
+
+@dataclass
+class RowResult:
+    row: int
+    pipeline: str
+    status: str
+    output_urls: str = ""
+    cost_usd: Decimal = Decimal(0)
+    saved_usd: Decimal = Decimal(0)
+    cached: bool = False
+    cached_steps: int = 0
+    steps: int = 0
+    wall_seconds: float = 0.0
+    error: str = ""
+    flow_run_id: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    records: list[CostRecord] = field(default_factory=list)
+
+    def table_row(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "pipeline": self.pipeline,
+            "status": self.status,
+            "output_urls": self.output_urls,
+            "cost_usd": float(self.cost_usd),
+            "saved_usd": float(self.saved_usd),
+            "cached": self.cached,
+            "cached_steps": self.cached_steps,
+            "steps": self.steps,
+            "wall_seconds": round(self.wall_seconds, 2),
+            "error": self.error,
+            "flow_run_id": self.flow_run_id,
+        }
+
+
+def output_urls(outputs: dict[str, Any]) -> str:
+    urls = []
+    for value in outputs.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict) and "storage_url" in item:
+                urls.append(item["storage_url"])
+    return " ".join(urls)
+
+
+def from_runner(
+    pipeline: str, row: int, runner: RowRunner, outputs: dict[str, Any], error: str | None, wall: float, run_id: str
+) -> RowResult:
+    records = runner.records
+    cached = sum(r.cached for r in records)
+    return RowResult(
+        row=row,
+        pipeline=pipeline,
+        status="failed" if error else "completed",
+        output_urls=output_urls(outputs),
+        cost_usd=sum((r.actual_usd for r in records), Decimal(0)),
+        saved_usd=sum((r.saved_usd for r in records), Decimal(0)),
+        cached=bool(records) and cached == len(records) and not error,
+        cached_steps=cached,
+        steps=len(records),
+        wall_seconds=wall,
+        error=error or "",
+        flow_run_id=run_id,
+        outputs=outputs,
+        records=list(records),
+    )
+
+
+def from_cache(ctx: BatchContext, row: BatchRow) -> RowResult:
+    """A row whose every step the plan found in the cache: its outputs, read back, at $0."""
+    from .batch import RowRunner
+
+    assert row.plan is not None
+    runner = RowRunner(ctx.spec, ctx.order, row.params, ctx.registry, ctx.store, batch=ctx)
+    runner.results = dict(row.plan.results)
+    records = []
+    for planned in row.plan.steps:
+        found = row.plan.results[planned.step]
+        fanned = isinstance(found, list)
+        for i, (result, estimate) in enumerate(zip(found if fanned else [found], planned.estimates, strict=True)):
+            records.append(
+                CostRecord(
+                    pipeline=ctx.spec.name,
+                    step=f"{planned.step}[{i}]" if fanned else planned.step,
+                    generator=result.generator,
+                    provider=ctx.registry.get(result.generator).provider,
+                    status="cached",
+                    estimated_usd=estimate,
+                    actual_usd=Decimal(0),
+                    actual_is_estimate=False,
+                    cached=True,
+                    saved_usd=result.cost_usd,
+                )
+            )
+    outputs = runner.outputs()
+    return RowResult(
+        row=row.row,
+        pipeline=ctx.spec.name,
+        status="cached",
+        output_urls=output_urls(outputs),
+        saved_usd=sum((r.saved_usd for r in records), Decimal(0)),
+        cached=True,
+        cached_steps=len(records),
+        steps=len(records),
+        outputs=outputs,
+        records=records,
+    )
+
+
+def invalid(row: BatchRow, pipeline: str) -> RowResult:
+    return RowResult(row=row.row, pipeline=pipeline, status="invalid", error="; ".join(map(str, row.problems)))
+
+
+def crashed(pipeline: str, row: int, error: str, wall: float, run_id: str) -> RowResult:
+    return RowResult(row=row, pipeline=pipeline, status="failed", error=error, wall_seconds=wall, flow_run_id=run_id)
+
+
+def frame(results: list[RowResult]) -> pd.DataFrame:
+    return pd.DataFrame([r.table_row() for r in results], columns=COLUMNS)
+
+
+def write(results: list[RowResult], stem: Path) -> tuple[Path, Path]:
+    """`stem`.csv and `stem`.parquet (a .csv or .parquet suffix on `stem` is dropped)."""
+    if stem.suffix in (".csv", ".parquet"):
+        stem = stem.with_suffix("")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    table = frame(results)
+    csv_path, parquet_path = stem.parent / f"{stem.name}.csv", stem.parent / f"{stem.name}.parquet"
+    table.to_csv(csv_path, index=False)
+    table.to_parquet(parquet_path, index=False)
+    return csv_path, parquet_path
+
+
+def failed_rows(results_csv: str, pipeline: str, row_count: int) -> set[int]:
+    """Row numbers whose status in an earlier results file is failed or invalid."""
+    path = Path(results_csv)
+    if not path.is_file():
+        raise InputError(f"No results file at {path}.", hint="Pass the .csv a previous `boardflow batch` wrote.")
+    table = pd.read_csv(path, dtype={"row": int, "status": str, "pipeline": str}, keep_default_na=False)
+    if not {"row", "status"} <= set(table.columns):
+        raise InputError(f"{path} is not a batch results file: it has no 'row' and 'status' columns.")
+    others = set(table.get("pipeline", pd.Series(dtype=str))) - {pipeline, ""}
+    if others:
+        raise InputError(
+            f"{path} holds results of pipeline {sorted(others)[0]!r}, not {pipeline!r}.",
+            hint="Pass the results file of this pipeline's batch.",
+        )
+    wanted = {int(r) for r, s in zip(table["row"], table["status"], strict=True) if s in RERUN_STATUSES}
+    beyond = sorted(r for r in wanted if r > row_count)
+    if beyond:
+        raise InputError(
+            f"{path} names row {beyond[0]}, but the batch input has only {row_count} row(s).",
+            hint="Pass the same CSV the results came from.",
+        )
+    return wanted
+
+
+def summary(pipeline: str, results: list[RowResult], csv_path: str, parquet_path: str) -> dict[str, Any]:
+    counts = {s: sum(r.status == s for r in results) for s in ("completed", "cached", "failed", "invalid")}
+    return {
+        "pipeline": pipeline,
+        "rows": len(results),
+        **counts,
+        "spent_usd": str(sum((r.cost_usd for r in results), Decimal(0))),
+        "saved_usd": str(sum((r.saved_usd for r in results), Decimal(0))),
+        "results_csv": csv_path,
+        "results_parquet": parquet_path,
+    }
+
+
+def summary_markdown(summary: dict[str, Any], results: list[RowResult]) -> str:
+    lines = [
+        f"### Batch of `{summary['pipeline']}`: {summary['rows']} row(s)",
+        "",
+        f"**{summary['completed']} completed · {summary['cached']} from cache · {summary['failed']} failed · "
+        f"{summary['invalid']} invalid** — spent **{usd(Decimal(summary['spent_usd']))}**, "
+        f"saved {usd(Decimal(summary['saved_usd']))} by cache.",
+        "",
+        f"Results: `{summary['results_csv']}` and `{summary['results_parquet']}`",
+    ]
+    bad = [r for r in results if r.status in RERUN_STATUSES]
+    if bad:
+        lines += ["", "| row | status | error |", "|---:|---|---|"]
+        for r in bad[:50]:
+            lines.append(f"| {r.row} | {r.status} | {r.error[:200].replace('|', '/').replace(chr(10), ' ')} |")
+    return "\n".join(lines)
+
+
+async def publish(
+    pipeline: str, results: list[RowResult], summary: dict[str, Any], ctx: BatchContext, previews: int
+) -> None:
+    """The results table (its description is the summary), costs of rows served from cache, output previews."""
+    from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+
+    text = summary_markdown(summary, results)
+    await acreate_table_artifact(
+        key=costs.artifact_key(pipeline, "batch-results"), table=[r.table_row() for r in results], description=text
+    )
+    # Rows that ran publish their own cost table on their subflow run; these did not run, so their
+    # (zero-cost, money-saved) records are published here, once, for `boardflow costs`.
+    served = [rec for r in results if r.status == "cached" and not r.flow_run_id for rec in r.records]
+    if served:
+        await costs.publish(pipeline, served)
+    if previews > 0:
+        preview = await previews_markdown(pipeline, results, ctx, previews)
+        if preview:
+            await acreate_markdown_artifact(
+                key=costs.artifact_key(pipeline, "batch-previews"), markdown=preview, description=preview
+            )
+
+
+async def previews_markdown(pipeline: str, results: list[RowResult], ctx: BatchContext, limit: int) -> str:
+    from pydantic import TypeAdapter
+
+    from generators.artifacts import AnyArtifact
+    from generators.context import GeneratorContext
+
+    from .previews import preview_markdown
+
+    adapter = TypeAdapter(AnyArtifact)
+    shown = [r for r in results if r.outputs][:limit]
+    if not shown:
+        return ""
+    rows = ["| row | output | preview |", "|---:|---|---|"]
+    async with GeneratorContext(ctx.store) as gctx:
+        for r in shown:
+            for name, value in r.outputs.items():
+                for item in value if isinstance(value, list) else [value]:
+                    if isinstance(item, dict) and "kind" in item:
+                        art: Artifact = adapter.validate_python(item)
+                        rows.append(f"| {r.row} | {name} | {await preview_markdown(art, ctx.store, gctx)} |")
+    more = sum(1 for r in results if r.outputs) - len(shown)
+    tail = f"\n\n_{more} more row(s) in the results table._" if more > 0 else ""
+    return f"### Outputs of the `{pipeline}` batch\n\n" + "\n".join(rows) + tail
+
+
+class Progress:
+    """Rows done / failed / remaining as a Prefect progress artifact on the batch run, updated per row."""
+
+    def __init__(self, pipeline: str, total: int) -> None:
+        self.pipeline = pipeline
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self._id = None
+        self._lock = asyncio.Lock()
+
+    def text(self) -> str:
+        remaining = self.total - self.done - self.failed
+        return f"{self.pipeline} batch: {self.done} done · {self.failed} failed · {remaining} remaining"
+
+    def percent(self) -> float:
+        return round(100.0 * (self.done + self.failed) / self.total, 1) if self.total else 100.0
+
+    async def start(self) -> None:
+        from prefect.artifacts import acreate_progress_artifact
+
+        self._id = await acreate_progress_artifact(
+            progress=self.percent(), key=costs.artifact_key(self.pipeline, "batch-progress"), description=self.text()
+        )
+
+    async def row_done(self, result: RowResult) -> None:
+        from prefect.artifacts import aupdate_progress_artifact
+
+        async with self._lock:
+            if result.status == "failed":
+                self.failed += 1
+            else:
+                self.done += 1
+            if self._id is not None:
+                await aupdate_progress_artifact(self._id, progress=self.percent(), description=self.text())
+
+    async def finish(self) -> None:
+        from prefect.artifacts import aupdate_progress_artifact
+
+        async with self._lock:
+            if self._id is not None:
+                await aupdate_progress_artifact(self._id, progress=self.percent(), description=self.text())

@@ -1,0 +1,295 @@
+"""Batch input: rows from a CSV or a list → each row's parameters checked and planned → one plan for the batch."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from generators.errors import InputError, InputValidationError
+from generators.registry import Registry
+from generators.storage import ArtifactStore
+
+from .costs import usd
+from .plan import Plan, make_plan
+from .spec import ParamSpec, PipelineSpec, find_refs
+
+OVERRIDES_COLUMN = "overrides"  # optional column: a YAML/JSON mapping of parameters for that row only
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int
+    column: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, column {self.column or '(none)'}: {self.reason}"
+
+
+class BatchValidationError(InputError):
+    def __init__(self, pipeline: str, problems: list[RowProblem]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"Batch of {pipeline!r}: {len(problems)} problem(s) in the rows; nothing was run:\n{lines}",
+            hint="Fix those cells and run again, or leave out --strict to run the good rows and skip the bad ones.",
+        )
+
+
+@dataclass
+class BatchRow:
+    row: int  # 1-based number of the data row (the header is not counted)
+    params: dict[str, Any] = field(default_factory=dict)  # checked values, defaults filled in
+    problems: list[RowProblem] = field(default_factory=list)
+    plan: Plan | None = None
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    @property
+    def fully_cached(self) -> bool:
+        """Every step of this row is in the cache with its artifacts: running it would only read them back."""
+        return (
+            self.plan is not None
+            and all(all(s.cached) and s.count for s in self.plan.steps)
+            and all(self.plan.results.get(s.step) is not None for s in self.plan.steps)
+        )
+
+
+def read_rows(source: str | Path | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as dicts: a list is taken as given; a CSV path is read with every cell kept as written."""
+    if isinstance(source, list):
+        return [dict(row) for row in source]
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"No batch CSV at {path}.", hint="Pass the path of a CSV file (see deployments/batches/).")
+    # dtype=str and no NA guessing: "007" stays "007", an empty cell stays "" (= not given).
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame.to_dict("records")
+
+
+def check_columns(spec: PipelineSpec, rows: list[dict[str, Any]]) -> None:
+    """A column that is no parameter is a typo in every row: refuse the batch and name it."""
+    columns = {c for row in rows for c in row}
+    unknown = sorted(columns - set(spec.params) - {OVERRIDES_COLUMN})
+    if unknown:
+        raise InputError(
+            f"Column(s) {', '.join(map(repr, unknown))} are not parameters of pipeline {spec.name!r}.",
+            hint=f"Use the parameter names as column headers: {', '.join(spec.params) or 'none'} "
+            f"(and optionally {OVERRIDES_COLUMN!r}).",
+        )
+
+
+def check_overrides(spec: PipelineSpec, overrides: dict[str, Any]) -> dict[str, Any]:
+    """`--set key=value` values that apply to every row, checked once."""
+    unknown = sorted(set(overrides) - set(spec.params))
+    if unknown:
+        raise InputError(
+            f"--set names unknown parameter(s) {', '.join(unknown)} of pipeline {spec.name!r}.",
+            hint=f"Known parameters: {', '.join(spec.params) or 'none'}.",
+        )
+    checked = {}
+    for name, value in overrides.items():
+        try:
+            checked[name] = cell_value(spec.params[name], name, value)
+        except (InputError, ValueError) as exc:
+            raise InputError(f"--set {name}: {_reason(exc)}") from exc
+    return {k: v for k, v in checked.items() if v is not _MISSING}
+
+
+def cell_value(param: ParamSpec, name: str, cell: Any) -> Any:
+    """A cell as a typed parameter value; `_MISSING` for an empty cell. JSON/YAML text for list/object."""
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)) or (isinstance(cell, str) and not cell.strip()):
+        return _MISSING
+    if isinstance(cell, str) and param.type in ("list", "object"):
+        try:
+            cell = yaml.safe_load(cell)
+        except yaml.YAMLError as exc:
+            raise InputError(f"is not valid JSON/YAML for a {param.type}: {exc}".splitlines()[0]) from exc
+    return param.check(name, cell)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, InputError):
+        return exc.message
+    return str(exc)
+
+
+def row_params(spec: PipelineSpec, number: int, raw: dict[str, Any], overrides: dict[str, Any]) -> BatchRow:
+    """One row's parameters, checked cell by cell: precedence is cells, then its overrides cell, then --set."""
+    row = BatchRow(number)
+    given: dict[str, Any] = {}
+    for column, cell in raw.items():
+        if column == OVERRIDES_COLUMN:
+            continue
+        try:
+            value = cell_value(spec.params[column], column, cell)
+        except (InputError, ValueError) as exc:
+            row.problems.append(RowProblem(number, column, _reason(exc)))
+            continue
+        if value is not _MISSING:
+            given[column] = value
+    given.update(_row_overrides(spec, row, raw.get(OVERRIDES_COLUMN)))
+    given.update(overrides)
+    for name, param in spec.params.items():
+        already = any(p.column == name for p in row.problems)  # a bad cell was reported already
+        if param.required and param.default is None and name not in given and not already:
+            row.problems.append(RowProblem(number, name, "is required by the pipeline and is empty."))
+    if row.valid:
+        try:
+            row.params = spec.resolve_params(given)
+        except InputError as exc:
+            row.problems.append(RowProblem(number, "", exc.message))
+    return row
+
+
+def _row_overrides(spec: PipelineSpec, row: BatchRow, cell: Any) -> dict[str, Any]:
+    if cell is None or (isinstance(cell, str) and not cell.strip()):
+        return {}
+    try:
+        data = yaml.safe_load(cell) if isinstance(cell, str) else cell
+    except yaml.YAMLError as exc:
+        row.problems.append(RowProblem(row.row, OVERRIDES_COLUMN, f"is not valid JSON/YAML: {exc}".splitlines()[0]))
+        return {}
+    if not isinstance(data, dict):
+        row.problems.append(RowProblem(row.row, OVERRIDES_COLUMN, 'must be a mapping, e.g. {"mood": "epic"}.'))
+        return {}
+    found = {}
+    for name, value in data.items():
+        if name not in spec.params:
+            row.problems.append(RowProblem(row.row, OVERRIDES_COLUMN, f"{name!r} is not a parameter of the pipeline."))
+            continue
+        try:
+            found[name] = spec.params[name].check(name, value)
+        except (InputError, ValueError) as exc:
+            row.problems.append(RowProblem(row.row, f"{OVERRIDES_COLUMN}.{name}", _reason(exc)))
+    return found
+
+
+async def plan_row(
+    spec: PipelineSpec, order: list[str], row: BatchRow, registry: Registry, store: ArtifactStore, refresh: bool
+) -> None:
+    """Plan one valid row; the generators' own input checks become problems naming the column they came from."""
+    try:
+        row.plan = await make_plan(spec, order, row.params, registry, store, refresh)
+    except InputValidationError as exc:
+        for input_field, message in exc.problems:
+            column, where = _source_column(spec, exc.generator, input_field.split(".")[0])
+            row.problems.append(RowProblem(row.row, column, f"{message} (input {where} of {exc.generator})"))
+    except InputError as exc:
+        row.problems.append(RowProblem(row.row, "", exc.message))
+
+
+def _source_column(spec: PipelineSpec, generator: str, input_field: str) -> tuple[str, str]:
+    """Which parameter(s) feed `input_field` of the steps running `generator`, and where that input is."""
+    columns: list[str] = []
+    where = input_field
+    for name, step in spec.steps.items():
+        if generator in (step.generator, *step.fallbacks) and input_field in step.inputs:
+            where = f"{name}.{input_field}"
+            refs = find_refs(step.inputs[input_field])
+            columns += [str(r.path[0]) for r in refs if r.root == "params" and str(r.path[0]) not in columns]
+    return ", ".join(columns), where
+
+
+@dataclass
+class StepTotals:
+    step: str
+    generator: str
+    runs: int = 0
+    cached: int = 0  # already in the cache
+    repeats: int = 0  # same inputs as an earlier row of this batch: made once, then a cache hit
+    estimate_usd: Decimal = Decimal(0)
+    saved_usd: Decimal = Decimal(0)
+    approximate: bool = False
+
+
+@dataclass
+class BatchPlan:
+    pipeline: str
+    rows: list[BatchRow]
+    steps: dict[str, StepTotals]
+    max_cost_usd: Decimal | None
+
+    @property
+    def valid_rows(self) -> list[BatchRow]:
+        return [r for r in self.rows if r.valid]
+
+    @property
+    def problems(self) -> list[RowProblem]:
+        return [p for r in self.rows for p in r.problems]
+
+    @property
+    def total_usd(self) -> Decimal:
+        return sum((s.estimate_usd for s in self.steps.values()), Decimal(0))
+
+    @property
+    def saved_usd(self) -> Decimal:
+        return sum((s.saved_usd for s in self.steps.values()), Decimal(0))
+
+    @property
+    def over_budget(self) -> bool:
+        return self.max_cost_usd is not None and self.total_usd > self.max_cost_usd
+
+    def summary(self) -> str:
+        cap = f" (cap {usd(self.max_cost_usd)})" if self.max_cost_usd is not None else ""
+        runs = sum(s.runs for s in self.steps.values())
+        hits = sum(s.cached + s.repeats for s in self.steps.values())
+        return (
+            f"{len(self.valid_rows)} row(s) to run, {len(self.rows) - len(self.valid_rows)} invalid; "
+            f"{runs} step run(s), {hits} expected from cache; estimated {usd(self.total_usd)}{cap}"
+        )
+
+    def rich_table(self):
+        from rich.table import Table
+
+        table = Table(title=f"Batch plan for {self.pipeline}: {len(self.valid_rows)} row(s)")
+        for col in ("step", "generator", "runs", "from cache", "estimate"):
+            table.add_column(col, justify="left" if col in ("step", "generator") else "right")
+        for s in self.steps.values():
+            table.add_row(
+                s.step,
+                s.generator,
+                str(s.runs),
+                str(s.cached + s.repeats),
+                ("≈" if s.approximate else "") + usd(s.estimate_usd),
+            )
+        cap = f" (cap {usd(self.max_cost_usd)})" if self.max_cost_usd is not None else ""
+        hits = sum(s.cached + s.repeats for s in self.steps.values())
+        runs = sum(s.runs for s in self.steps.values())
+        table.add_row("total", "", str(runs), str(hits), usd(self.total_usd) + cap, style="bold")
+        return table
+
+
+def batch_plan(pipeline: str, rows: list[BatchRow], max_cost_usd: Decimal | None) -> BatchPlan:
+    """Rows × steps, minus steps already cached and steps an earlier row of this batch will make."""
+    steps: dict[str, StepTotals] = {}
+    seen: set[str] = set()
+    for row in rows:
+        if not row.valid or row.plan is None:
+            continue
+        for planned in row.plan.steps:
+            totals = steps.setdefault(planned.step, StepTotals(planned.step, planned.generator))
+            totals.approximate |= planned.uncertain
+            for estimate, hit, key in zip(planned.estimates, planned.cached, planned.keys, strict=True):
+                totals.runs += 1
+                if hit:
+                    totals.cached += 1
+                    totals.saved_usd += estimate
+                elif key is not None and key in seen:
+                    totals.repeats += 1
+                    totals.saved_usd += estimate
+                else:
+                    totals.estimate_usd += estimate
+                    if key is not None:
+                        seen.add(key)
+    return BatchPlan(pipeline, rows, steps, max_cost_usd)

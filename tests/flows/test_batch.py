@@ -1,0 +1,318 @@
+"""Batch runs: rows checked and planned first, bad rows reported, budget refused, rows isolated, limits held."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.batch import BatchFailedError, batch
+from flows.batch_limits import limit_name
+from flows.batch_results import COLUMNS
+from flows.batch_rows import BatchValidationError
+from flows.costs import artifact_key
+from generators.errors import BudgetExceededError, MediaProcessingError
+from generators.media import probe
+from tests.flows.kit import Echo, flow_run_artifacts, table_data
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "deployments" / "batches"
+
+
+class Picky(Echo):
+    """Echo that fails for the texts in `broken` (a bad input a provider would reject, say)."""
+
+    def __init__(self, *args, broken: set[str] = frozenset(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.broken = set(broken)
+
+    async def generate(self, inputs, context):
+        if inputs.text in self.broken:
+            raise MediaProcessingError(f"cannot make {inputs.text!r} (test)")
+        return await super().generate(inputs, context)
+
+
+class Gauge(Echo):
+    """Echo that records how many of its executions overlap; each holds until a third joins or 1 s passes."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.active = 0
+        self.peak = 0
+
+    async def generate(self, inputs, context):
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            deadline = time.monotonic() + 1.0
+            while self.active < 3 and time.monotonic() < deadline:  # give a third execution every chance to overlap
+                await asyncio.sleep(0.02)
+            return await super().generate(inputs, context)
+        finally:
+            self.active -= 1
+
+
+def echo_spec(name: str = "echo-batch", cap: str | None = None, first: str = "test/echo") -> dict:
+    return {
+        "name": name,
+        "max_cost_usd": cap,
+        "params": {
+            "text": {"type": "string", "required": True},
+            "suffix": {"type": "string", "default": "!"},
+            "times": {"type": "integer", "default": 1},
+            "tags": {"type": "list", "default": []},
+        },
+        "steps": {
+            "say": {"generator": first, "inputs": {"text": "${params.text}"}},
+            "tail": {"generator": "test/tail", "inputs": {"text": "${params.suffix}", "source": "${steps.say.text}"}},
+        },
+        "outputs": {"text": "${steps.tail.text}"},
+    }
+
+
+def write_csv(path: Path, text: str) -> str:
+    path.write_text(text.strip() + "\n", encoding="utf-8")
+    return str(path)
+
+
+async def run_batch(**kwargs):
+    """The batch flow's final state and its result or exception."""
+    state = await batch(return_state=True, **kwargs)
+    return state, await state.result(raise_on_failure=False)
+
+
+BAD_ROWS = """
+text,times,tags,overrides
+first good row,1,"[a, b]",
+second row,abc,,
+,2,,
+third row,1,not: [valid,
+fourth row,1,,"{suffix: 5}"
+{long},1,,
+last good row,3,[c],"{suffix: '?'}"
+""".replace("{long}", "x" * 300)
+
+
+async def test_bad_rows_are_reported_with_row_column_and_reason_and_skipped(prefect_api, data_dir, registry, tmp_path):
+    say = registry.register(Echo("test/echo"))
+    registry.register(Echo("test/tail"))
+    csv = write_csv(tmp_path / "rows.csv", BAD_ROWS)
+    state, result = await run_batch(spec=echo_spec(), rows=csv, results_path=str(tmp_path / "res"))
+
+    assert state.is_completed(), result
+    assert sorted(c.text for c in say.calls) == ["first good row", "last good row"]
+    table = pd.read_csv(tmp_path / "res.csv", keep_default_na=False)
+    status = dict(zip(table["row"], table["status"], strict=True))
+    assert status == {
+        1: "completed",
+        2: "invalid",
+        3: "invalid",
+        4: "invalid",
+        5: "invalid",
+        6: "invalid",
+        7: "completed",
+    }
+    errors = dict(zip(table["row"], table["error"], strict=True))
+    assert errors[2].startswith("row 2, column times:") and "'abc'" in errors[2]
+    assert errors[3] == "row 3, column text: is required by the pipeline and is empty."
+    assert errors[4].startswith("row 4, column tags:") and "JSON/YAML" in errors[4]
+    assert errors[5].startswith("row 5, column overrides.suffix:") and "must be a string" in errors[5]
+    # The generator's own schema caught this one; the problem names the column that fed its input.
+    assert errors[6].startswith("row 6, column text:") and "at most 200 characters" in errors[6]
+    assert "input say.text of test/echo" in errors[6]
+    assert result["invalid"] == 5 and result["completed"] == 2
+
+
+async def test_strict_aborts_the_batch_with_nothing_run(prefect_api, data_dir, registry, tmp_path):
+    say = registry.register(Echo("test/echo"))
+    registry.register(Echo("test/tail"))
+    csv = write_csv(tmp_path / "rows.csv", BAD_ROWS)
+    state, exc = await run_batch(spec=echo_spec(), rows=csv, strict=True, results_path=str(tmp_path / "res"))
+
+    assert state.is_failed()
+    assert isinstance(exc, BatchValidationError)
+    assert [(p.row, p.column) for p in exc.problems] == [
+        (2, "times"), (3, "text"), (4, "tags"), (5, "overrides.suffix"), (6, "text"),
+    ]  # fmt: skip
+    assert "nothing was run" in str(exc)
+    assert say.calls == []
+    assert not (tmp_path / "res.csv").exists()
+
+
+async def test_over_budget_batch_is_refused_and_in_batch_repeats_are_counted_once(
+    prefect_api, data_dir, registry, tmp_path
+):
+    paid = registry.register(Echo("test/echo", provider="payg", estimate="0.30"))
+    registry.register(Echo("test/tail"))
+    rows = [{"text": t} for t in ("a", "b", "c", "d")]
+    state, exc = await run_batch(spec=echo_spec(cap="1.00"), rows=rows)
+    assert state.is_failed() and isinstance(exc, BudgetExceededError)
+    assert "plans $1.20, over the cap $1.00; nothing was run" in str(exc)
+    assert paid.calls == []
+
+    # --max-cost overrides the pipeline's cap; and a row repeating an earlier row's inputs is a cache hit,
+    # so a b c a plans 3 × $0.30 = $0.90, under $1.00, and runs.
+    state, result = await run_batch(spec=echo_spec(cap="0.50"), rows=[*rows[:3], rows[0]], max_cost_usd=1.0)
+    assert state.is_completed(), result
+    assert sorted(c.text for c in paid.calls) == ["a", "b", "c"]
+    assert Decimal(result["spent_usd"]) == Decimal("0.90")
+
+
+async def test_one_failing_row_does_not_stop_the_others_and_only_failed_reruns_it(
+    prefect_api, data_dir, registry, tmp_path
+):
+    say = registry.register(Picky("test/echo", broken={"row two"}))
+    registry.register(Echo("test/tail"))
+    csv = write_csv(tmp_path / "rows.csv", "text\nrow one\nrow two\nrow three\nrow four")
+    first = tmp_path / "first"
+    state, exc = await run_batch(spec=echo_spec(), rows=csv, results_path=str(first), concurrency=2)
+
+    assert state.is_failed() and isinstance(exc, BatchFailedError)
+    assert "row 2: say: cannot make 'row two'" in str(exc) and f"--only-failed {first}.csv" in exc.hint
+    assert sorted(c.text for c in say.calls) == ["row four", "row one", "row three"]
+    for table in (pd.read_csv(f"{first}.csv", keep_default_na=False), pd.read_parquet(f"{first}.parquet")):
+        assert list(table.columns) == COLUMNS
+        assert list(table["status"]) == ["completed", "failed", "completed", "completed"]
+    table = pd.read_csv(f"{first}.csv", keep_default_na=False)
+    assert all(url.startswith("file://") for url in table["output_urls"][[0, 2, 3]])
+    assert table["output_urls"][1] == "" and "cannot make 'row two'" in table["error"][1]
+
+    # Each row that ran is its own subflow run, named after its row, with its own state.
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        failed_row = await client.read_flow_run(table["flow_run_id"][1])
+    assert failed_row.name == "echo-batch · row 2" and failed_row.state.is_failed()
+
+    batch_run = state.state_details.flow_run_id
+    artifacts = await flow_run_artifacts(batch_run)
+    progress = artifacts[artifact_key("echo-batch", "batch-progress")]
+    assert progress.data == 100.0 and "3 done · 1 failed · 0 remaining" in progress.description
+    rows = table_data(artifacts[artifact_key("echo-batch", "batch-results")])
+    assert [r["status"] for r in rows] == ["completed", "failed", "completed", "completed"]
+
+    say.broken.clear()  # the cause is fixed
+    calls_before = len(say.calls)
+    state, result = await run_batch(
+        spec=echo_spec(), rows=csv, only_failed=f"{first}.csv", results_path=str(tmp_path / "second")
+    )
+    assert state.is_completed(), result
+    assert [c.text for c in say.calls[calls_before:]] == ["row two"]
+    again = pd.read_csv(tmp_path / "second.csv", keep_default_na=False)
+    assert list(again["row"]) == [2] and list(again["status"]) == ["completed"]
+
+
+async def test_rerunning_a_successful_batch_costs_nothing_and_runs_no_generator(
+    prefect_api, data_dir, registry, tmp_path
+):
+    say = registry.register(Echo("test/echo", provider="payg", estimate="0.01", actual="0.02"))
+    tail = registry.register(Echo("test/tail"))
+    rows = [{"text": t, "suffix": "."} for t in ("one", "two", "three")]
+    state, first = await run_batch(spec=echo_spec(cap="1.00"), rows=rows, results_path=str(tmp_path / "a"))
+    assert state.is_completed(), first
+    assert Decimal(first["spent_usd"]) == Decimal("0.06") and len(say.calls) == 3 and len(tail.calls) == 3
+
+    state, again = await run_batch(spec=echo_spec(cap="1.00"), rows=rows, results_path=str(tmp_path / "b"))
+    assert state.is_completed(), again
+    assert (len(say.calls), len(tail.calls)) == (3, 3)
+    assert Decimal(again["spent_usd"]) == 0 and Decimal(again["saved_usd"]) == Decimal("0.06")
+    a = pd.read_csv(tmp_path / "a.csv", keep_default_na=False)
+    b = pd.read_csv(tmp_path / "b.csv", keep_default_na=False)
+    assert list(b["status"]) == ["cached"] * 3 and list(b["output_urls"]) == list(a["output_urls"])
+
+
+async def test_provider_limit_holds_across_rows_and_across_batches(prefect_api, data_dir, registry, monkeypatch):
+    provider = f"gauge{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv(f"BOARDFLOW_CONCURRENCY_{provider.upper()}", "2")
+    gauge = registry.register(Gauge("test/echo", provider=provider))
+    registry.register(Echo("test/tail"))
+    # Two batches at once, three rows each, three rows at a time: six overlapping chances, two slots.
+    runs = await asyncio.gather(
+        *(run_batch(spec=echo_spec(), rows=[{"text": f"{b}-{i}"} for i in range(3)], concurrency=3) for b in "xy")
+    )
+    assert all(state.is_completed() for state, _ in runs), runs
+    assert len(gauge.calls) == 6
+    assert gauge.peak == 2
+
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        limit = await client.read_global_concurrency_limit_by_name(limit_name(provider))
+    assert (limit.limit, limit.active_slots) == (2, 0)
+
+
+@pytest.mark.slow
+async def test_example_csv_makes_real_slides_and_a_rerun_comes_from_cache(prefect_api, data_dir, registry, tmp_path):
+    csv = str(EXAMPLES / "slideshow-small.csv")
+    state, result = await run_batch(spec="slideshow", rows=csv, results_path=str(tmp_path / "slides"))
+    assert state.is_completed(), result
+    table = pd.read_csv(tmp_path / "slides.csv", keep_default_na=False)
+    assert list(table["status"]) == ["completed"] * 3
+    # Rows 1 and 2 share mood, length and seed: the music was made once and served to the other row.
+    assert sorted(table["cached_steps"][:2]) == [0, 1]
+    for url in table["output_urls"]:
+        info = probe(Path(url.removeprefix("file://")), "video")
+        assert (info.width, info.height) == (320, 180) and info.has_audio
+        assert info.duration == pytest.approx(1.5, abs=0.1)
+    artifacts = await flow_run_artifacts(state.state_details.flow_run_id)
+    previews = artifacts[artifact_key("slideshow", "batch-previews")].description
+    assert previews.count("data:image/webp;base64,") == 3  # one animated preview per row's video
+
+    state, again = await run_batch(spec="slideshow", rows=csv, results_path=str(tmp_path / "again"))
+    assert state.is_completed(), again
+    assert (again["cached"], again["completed"], Decimal(again["spent_usd"])) == (3, 0, 0)
+    assert list(pd.read_csv(tmp_path / "again.csv")["output_urls"]) == list(table["output_urls"])
+
+
+async def test_a_batch_keeps_its_artifacts_where_the_store_block_says(
+    prefect_api, data_dir, registry, tmp_path, s3_endpoint, s3_bucket
+):
+    import boto3
+
+    from blocks import ArtifactStoreBlock
+
+    registry.register(Echo("test/echo"))
+    registry.register(Echo("test/tail"))
+    name = f"batch-store-{uuid.uuid4().hex[:8]}"
+    await ArtifactStoreBlock(bucket=s3_bucket, prefix="nightly", endpoint_url=s3_endpoint).asave(name)
+    state, result = await run_batch(
+        spec=echo_spec(), rows=[{"text": "kept on s3"}], store_block=name, results_path=str(tmp_path / "s3")
+    )
+    assert state.is_completed(), result
+    (url,) = pd.read_csv(tmp_path / "s3.csv")["output_urls"]
+    assert url.startswith(f"s3://{s3_bucket}/nightly/objects/")
+    body = boto3.client("s3", endpoint_url=s3_endpoint).get_object(Bucket=s3_bucket, Key=url.split("/", 3)[3])
+    assert body["Body"].read().decode() == "! | kept on s3"
+
+
+def test_batch_command_shows_the_plan_and_skipped_rows_and_strict_runs_nothing(
+    prefect_api, data_dir, registry, tmp_path
+):
+    import yaml
+    from typer.testing import CliRunner
+
+    import flows.cli_batch  # noqa: F401  (registers the command)
+    from flows.cli import app
+
+    say = registry.register(Echo("test/echo"))
+    registry.register(Echo("test/tail"))
+    spec = tmp_path / "echo.yaml"
+    spec.write_text(yaml.safe_dump(echo_spec()), encoding="utf-8")
+    csv = write_csv(tmp_path / "rows.csv", "text,times\nfirst,1\nsecond,two\nthird,3")
+    out = tmp_path / "cli"
+    ran = CliRunner().invoke(app, ["batch", str(spec), csv, "--set", "suffix=?", "--out", str(out)])
+    assert ran.exit_code == 0, ran.output
+    assert "Batch plan for echo-batch: 2 row(s)" in ran.output
+    assert "these rows are skipped" in ran.output and "must be a integer, got str 'two'" in ran.output
+    assert "2 completed · 0 from cache · 0 failed · 1 invalid" in ran.output
+    assert sorted(c.text for c in say.calls) == ["first", "third"]
+    assert list(pd.read_csv(f"{out}.csv")["status"]) == ["completed", "invalid", "completed"]
+
+    strict = CliRunner().invoke(app, ["batch", str(spec), csv, "--strict", "--out", str(tmp_path / "strict")])
+    assert strict.exit_code == 1
+    assert "nothing was run" in strict.output and "row 2, column times" in strict.output
+    assert len(say.calls) == 2 and not (tmp_path / "strict.csv").exists()
