@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -58,6 +59,10 @@ class _LockManager(FileSystemLockManager):
     *sync* acquire, whose time.sleep polling blocks the event loop — identical steps in one async
     flow then deadlock. Here a lock file appears complete or not at all (written aside, then
     hard-linked into place), and waiting is always async in async code.
+
+    Its locks never expire, so one left by a killed process (SIGKILL, OOM, power cut) would block that
+    step forever: each lock names its host and pid, and a lock whose process is gone from this host is
+    broken. (Holders on other hosts cannot be checked; their locks wait for release.)
     """
 
     def _try_create(self, key: str, holder: str, hold_timeout: float | None) -> bool:
@@ -66,7 +71,16 @@ class _LockManager(FileSystemLockManager):
         expiration = datetime.now(UTC) + timedelta(seconds=hold_timeout) if hold_timeout is not None else None
         fd, tmp = tempfile.mkstemp(dir=self.lock_files_directory, prefix=".lock-")
         with os.fdopen(fd, "wb") as fh:
-            fh.write(pydantic_core.to_json({"holder": holder, "expiration": str(expiration) if expiration else None}))
+            fh.write(
+                pydantic_core.to_json(
+                    {
+                        "holder": holder,
+                        "expiration": str(expiration) if expiration else None,
+                        "host": socket.gethostname(),
+                        "pid": os.getpid(),
+                    }
+                )
+            )
         try:
             os.link(tmp, lock_path)
         except FileExistsError:
@@ -91,6 +105,28 @@ class _LockManager(FileSystemLockManager):
             if not await self.await_for_lock(key, acquire_timeout):
                 return False
         return True
+
+    def is_locked(self, key: str, use_cache: bool = False) -> bool:
+        info = self._get_lock_info(key, use_cache=use_cache)
+        if info is not None and _holder_died(info):
+            Path(info["path"]).unlink(missing_ok=True)
+            self._locks.pop(key, None)
+            return False
+        return super().is_locked(key, use_cache=use_cache)
+
+
+def _holder_died(info: dict[str, Any]) -> bool:
+    """True when the lock was taken by a process on this host that no longer exists."""
+    pid = info.get("pid")
+    if info.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        return False
+    return False
 
 
 def lock_manager() -> FileSystemLockManager:
