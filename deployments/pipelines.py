@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import flows  # noqa: F401  (offline-safe Prefect defaults, results under the data folder, before prefect loads)
+
+# isort: split
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.cli import resolve_spec_path
+from flows.caching import result_storage_path
 from flows.pipeline import execute_pipeline
 from flows.spec import PipelineSpec
 from generators.errors import ConfigurationError
@@ -17,8 +21,12 @@ def _run_name() -> str:
     return str(flow_run.parameters.get("pipeline") or "pipeline")
 
 
+PIPELINES_DIR = Path(__file__).resolve().parents[1] / "pipelines"
+
+
 def load_named_spec(pipeline: str) -> PipelineSpec:
-    path = resolve_spec_path(pipeline)
+    named = PIPELINES_DIR / f"{pipeline}.yaml"
+    path = named if named.exists() else Path(pipeline)
     if not path.exists():
         raise ConfigurationError(
             f"No pipeline {pipeline!r}: {path} does not exist.",
@@ -27,7 +35,16 @@ def load_named_spec(pipeline: str) -> PipelineSpec:
     return PipelineSpec.load(path)
 
 
-@flow(name="boardflow-named-pipeline", flow_run_name=_run_name, validate_parameters=True)
+# The result (outputs, cost records) persists as JSON beside the task results (the worker's BOARDFLOW_DATA_DIR),
+# so a caller of the deployment can read it back. Named explicitly: a worker imports prefect before this module.
+@flow(
+    name="boardflow-named-pipeline",
+    flow_run_name=_run_name,
+    validate_parameters=True,
+    persist_result=True,
+    result_storage=result_storage_path(),
+    result_serializer="json",
+)
 async def run_named_pipeline(
     pipeline: str,
     params: dict[str, Any] | None = None,

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+import flows  # noqa: F401  (offline-safe Prefect defaults before prefect loads)
 from generators.errors import ConfigurationError
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]

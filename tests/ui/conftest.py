@@ -52,7 +52,11 @@ def ui_runs(tmp_path_factory, chromium_executable) -> UIRuns:
     home = tmp_path_factory.mktemp("ui-prefect-home")
     with PrefectServer(home) as server:
         # INFO: the "View at" link the test follows is an INFO line on the run's console.
-        env = server.env(BOARDFLOW_DATA_DIR=str(tmp_path_factory.mktemp("ui-data")), PREFECT_LOGGING_LEVEL="INFO")
+        env = server.env(
+            BOARDFLOW_DATA_DIR=str(tmp_path_factory.mktemp("ui-data")),
+            PREFECT_LOGGING_LEVEL="INFO",
+            PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="INFO",
+        )
         done = subprocess.run(
             [sys.executable, "-m", "tests.ui.make_runs"],
             cwd=ROOT,
