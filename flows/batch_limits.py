@@ -15,6 +15,10 @@ from .costs import usd
 from .pipeline import provider_limit
 
 LIMIT_PREFIX = "boardflow-provider-"
+# Local steps use this machine's cores, so their limit is per process (provider_limit("local") = CPU count);
+# a limit shared through the server would let one machine's steps hold back another's idle cores. It would
+# also cost API writes per step, which on SQLite collide and back off (Prefect answers 503) for seconds.
+PER_PROCESS = {"local"}
 
 
 def limit_name(provider: str) -> str:
@@ -22,7 +26,7 @@ def limit_name(provider: str) -> str:
 
 
 async def ensure_provider_limits(providers: set[str]) -> dict[str, int]:
-    """The Prefect global concurrency limit of each provider, created (at provider_limit) when missing.
+    """The Prefect global concurrency limit of each hosted provider, created (at provider_limit) when missing.
 
     Without a limit created first, Prefect's `concurrency()` only warns and lets everything through. An
     existing limit wins over the default, so `prefect gcl update boardflow-provider-fal --limit 4` tunes
@@ -34,7 +38,7 @@ async def ensure_provider_limits(providers: set[str]) -> dict[str, int]:
 
     limits: dict[str, int] = {}
     async with get_client() as client:
-        for provider in sorted(providers):
+        for provider in sorted(providers - PER_PROCESS):
             name = limit_name(provider)
             try:
                 found = await client.read_global_concurrency_limit_by_name(name)
@@ -51,17 +55,24 @@ async def ensure_provider_limits(providers: set[str]) -> dict[str, int]:
 
 
 class ProviderSlots:
-    """At most `limit` steps of a provider at once: across processes through Prefect's global concurrency limit,
-    and within this batch through a semaphore first, so waiters here queue in order instead of polling the API."""
+    """At most `limit` steps of a provider at once. Hosted providers: across processes and machines through
+    Prefect's global concurrency limit, and within this batch through a semaphore first, so waiters here queue
+    in order instead of polling the API. Local steps: the semaphore alone (see PER_PROCESS)."""
 
-    def __init__(self, limits: dict[str, int]) -> None:
-        self.limits = limits
-        self._local = {p: asyncio.Semaphore(n) for p, n in limits.items()}
+    def __init__(self, global_limits: dict[str, int]) -> None:
+        self.global_limits = global_limits
+        self._local: dict[str, asyncio.Semaphore] = {p: asyncio.Semaphore(n) for p, n in global_limits.items()}
 
     @asynccontextmanager
     async def slot(self, provider: str) -> AsyncIterator[None]:
         from prefect.concurrency.asyncio import concurrency
 
+        if provider not in self._local:
+            self._local[provider] = asyncio.Semaphore(provider_limit(provider))
+        if provider not in self.global_limits:
+            async with self._local[provider]:
+                yield
+            return
         name = limit_name(provider)
         async with (
             self._local[provider],

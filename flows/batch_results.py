@@ -206,11 +206,11 @@ def summary(pipeline: str, results: list[RowResult], csv_path: str, parquet_path
 
 
 def summary_markdown(summary: dict[str, Any], results: list[RowResult]) -> str:
+    # The totals on the first line: the V1 UI's artifact card shows only a description's first line.
     lines = [
-        f"### Batch of `{summary['pipeline']}`: {summary['rows']} row(s)",
-        "",
+        f"**Batch of `{summary['pipeline']}`: {summary['rows']} row(s)** — "
         f"**{summary['completed']} completed · {summary['cached']} from cache · {summary['failed']} failed · "
-        f"{summary['invalid']} invalid** — spent **{usd(Decimal(summary['spent_usd']))}**, "
+        f"{summary['invalid']} invalid**, spent **{usd(Decimal(summary['spent_usd']))}**, "
         f"saved {usd(Decimal(summary['saved_usd']))} by cache.",
         "",
         f"Results: `{summary['results_csv']}` and `{summary['results_parquet']}`",
@@ -239,36 +239,39 @@ async def publish(
     if served:
         await costs.publish(pipeline, served)
     if previews > 0:
-        preview = await previews_markdown(pipeline, results, ctx, previews)
-        if preview:
+        description, body = await previews_markdown(pipeline, results, ctx, previews)
+        if description:
             await acreate_markdown_artifact(
-                key=costs.artifact_key(pipeline, "batch-previews"), markdown=preview, description=preview
+                key=costs.artifact_key(pipeline, "batch-previews"), markdown=body, description=description
             )
 
 
-async def previews_markdown(pipeline: str, results: list[RowResult], ctx: BatchContext, limit: int) -> str:
+async def previews_markdown(pipeline: str, results: list[RowResult], ctx: BatchContext, limit: int) -> tuple[str, str]:
+    """(description, body) of the previews artifact: see flows.previews.card_markdown for why they differ."""
     from pydantic import TypeAdapter
 
     from generators.artifacts import AnyArtifact
     from generators.context import GeneratorContext
 
-    from .previews import preview_markdown
+    from .previews import Preview, card_markdown, make_preview
 
     adapter = TypeAdapter(AnyArtifact)
     shown = [r for r in results if r.outputs][:limit]
     if not shown:
-        return ""
-    rows = ["| row | output | preview |", "|---:|---|---|"]
+        return "", ""
+    previews: list[tuple[str, Preview]] = []
     async with GeneratorContext(ctx.store) as gctx:
         for r in shown:
             for name, value in r.outputs.items():
                 for item in value if isinstance(value, list) else [value]:
                     if isinstance(item, dict) and "kind" in item:
                         art: Artifact = adapter.validate_python(item)
-                        rows.append(f"| {r.row} | {name} | {await preview_markdown(art, ctx.store, gctx)} |")
+                        label = f"row {r.row}" if len(r.outputs) == 1 else f"row {r.row} {name}"
+                        previews.append((f"{r.row} · {name}", await make_preview(label, art, ctx.store, gctx)))
     more = sum(1 for r in results if r.outputs) - len(shown)
     tail = f"\n\n_{more} more row(s) in the results table._" if more > 0 else ""
-    return f"### Outputs of the `{pipeline}` batch\n\n" + "\n".join(rows) + tail
+    description, body = card_markdown(f"Outputs of the `{pipeline}` batch", previews, "row · output")
+    return description + tail, body + tail
 
 
 class Progress:

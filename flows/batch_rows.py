@@ -190,14 +190,23 @@ async def plan_row(
 
 
 def _source_column(spec: PipelineSpec, generator: str, input_field: str) -> tuple[str, str]:
-    """Which parameter(s) feed `input_field` of the steps running `generator`, and where that input is."""
+    """Which parameter(s) feed `input_field` of the steps running `generator`, and where that input is.
+
+    A check across fields (empty `input_field`) points at every parameter the step's inputs use.
+    """
     columns: list[str] = []
     where = input_field
     for name, step in spec.steps.items():
-        if generator in (step.generator, *step.fallbacks) and input_field in step.inputs:
-            where = f"{name}.{input_field}"
-            refs = find_refs(step.inputs[input_field])
-            columns += [str(r.path[0]) for r in refs if r.root == "params" and str(r.path[0]) not in columns]
+        if generator not in (step.generator, *step.fallbacks):
+            continue
+        if input_field and input_field in step.inputs:
+            where, value = f"{name}.{input_field}", step.inputs[input_field]
+        elif not input_field:
+            where, value = f"{name} (its inputs together)", step.inputs
+        else:
+            continue
+        refs = find_refs(value)
+        columns += [str(r.path[0]) for r in refs if r.root == "params" and str(r.path[0]) not in columns]
     return ", ".join(columns), where
 
 

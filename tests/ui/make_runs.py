@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import flows  # noqa: F401  (offline Prefect defaults before prefect is imported)
 from deployments.params import load_params
 
 RUNS_MARK = "RUNS "
+BATCH_CSV = Path(__file__).resolve().parents[2] / "deployments" / "batches" / "slideshow-small.csv"
 
 
 async def run_storyboard() -> str:
@@ -23,8 +25,17 @@ async def run_storyboard() -> str:
     return str(state.state_details.flow_run_id)
 
 
+async def run_batch() -> str:
+    from flows.batch import batch
+
+    state = await batch(spec="slideshow", rows=str(BATCH_CSV), return_state=True)
+    if not state.is_completed():
+        raise RuntimeError(f"batch run ended {state.name}: {state.message}")
+    return str(state.state_details.flow_run_id)
+
+
 def main() -> None:
-    runs = {"storyboard": asyncio.run(run_storyboard())}
+    runs = {"storyboard": asyncio.run(run_storyboard()), "batch": asyncio.run(run_batch())}
     print(RUNS_MARK + json.dumps(runs), flush=True)
 
 

@@ -70,7 +70,7 @@ def decode(src: str) -> tuple[str, Image.Image]:
     return head.removeprefix("data:").removesuffix(";base64"), Image.open(io.BytesIO(base64.b64decode(data)))
 
 
-def check_preview_content(previews: list[dict]) -> None:
+def check_preview_content(previews: list[dict], kinds_expected: set[str]) -> None:
     """What a person sees in the previews: moving clips, pictures with detail, waveforms with a signal."""
     kinds: dict[str, int] = {}
     for preview in previews:
@@ -89,7 +89,7 @@ def check_preview_content(previews: list[dict]) -> None:
             assert 0.05 < drawn < 0.95, f"{preview['alt']}: waveform covers {drawn:.0%} of its strip"
         else:
             pytest.fail(f"unexpected preview type {mime}")
-    assert set(kinds) == {"image/webp", "image/jpeg", "image/png"}, kinds
+    assert set(kinds) == kinds_expected, kinds
 
 
 def save_screenshot(page, tmp_path, name: str, anchor: str | None = None, height: int = 2000) -> None:
@@ -121,7 +121,7 @@ def test_storyboard_run_page_shows_costs_and_previews(ui_runs, browser, ui, tmp_
 
     assert len(previews) == expected, [p["alt"] for p in previews]
     assert all(p["natural"] > 0 and p["shown"] > 0 for p in previews), [p for p in previews if not p["natural"]]
-    check_preview_content(previews)
+    check_preview_content(previews, {"image/webp", "image/jpeg", "image/png"})
     labels = {p["alt"] for p in previews}
     assert {"final", "music", "cut", "video", "narration[0]", f"image[{scenes - 1}]"} <= labels, labels
 
@@ -145,4 +145,34 @@ def test_storyboard_run_page_shows_costs_and_previews(ui_runs, browser, ui, tmp_
     # "final" starts last, so its row is on V2's second page.
     for expected_text in ("narration[0]", "local/ken-burns", "local/mix", *(["final"] if ui == "v1" else [])):
         assert expected_text in table_text
+    page.close()
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_batch_run_page_shows_results_costs_and_previews(ui_runs, browser, ui, tmp_path):
+    run_id = ui_runs.runs["batch"]
+    rows = 3  # deployments/batches/slideshow-small.csv
+    page = browser.new_page()
+    previews = open_artifacts_tab(page, run_page_url(ui_runs, run_id, ui), rows)
+    save_screenshot(page, tmp_path, f"{ui}-batch-run-artifacts", anchor="Artifacts")
+
+    assert sorted(p["alt"] for p in previews) == [f"row {i}" for i in range(1, rows + 1)]
+    assert all(p["natural"] > 0 and p["shown"] > 0 for p in previews)
+    check_preview_content(previews, {"image/webp"})  # one moving preview per row's slide
+
+    text = page.inner_text("body")
+    assert "slideshow-batch-results" in text and "slideshow-batch-previews" in text
+    summary = rf"Batch of\s*slideshow\s*: {rows} row\(s\)\s*— {rows} completed · 0 from cache · 0 failed"
+    assert re.search(summary, text), "the batch summary's counts are not shown"
+    assert re.search(r"spent \$0\.00", text), "the batch's spend is not shown"
+
+    table_id = artifact_id(ui_runs, run_id, "slideshow-batch-results")
+    base = ui_runs.server.url + ("" if ui == "v1" else "/v2")
+    page.goto(f"{base}/artifacts/artifact/{table_id}", wait_until="domcontentloaded")
+    page.wait_for_selector("table", timeout=WAIT_MS)
+    save_screenshot(page, tmp_path, f"{ui}-batch-results-table", height=900)
+    header = page.locator("table thead").last.inner_text()
+    assert "cost_usd" in header and "saved_usd" in header and "status" in header
+    done = page.locator("table tbody tr", has_text="completed")
+    assert done.count() == rows, "one completed row per CSV row in the results table"
     page.close()
