@@ -36,14 +36,14 @@ def generators_list(
             json.dumps(
                 [
                     {
-                        "id": l.generator.name,
-                        "type": l.generator.artifact_type,
-                        "provider": l.generator.provider,
-                        "available": l.usable,
-                        "reason": l.availability.reason or ("disabled" if not l.enabled else ""),
-                        "fix": l.availability.fix,
+                        "id": listing.generator.name,
+                        "type": listing.generator.artifact_type,
+                        "provider": listing.generator.provider,
+                        "available": listing.usable,
+                        "reason": listing.availability.reason or ("disabled" if not listing.enabled else ""),
+                        "fix": listing.availability.fix,
                     }
-                    for l in listings
+                    for listing in listings
                 ]
             )
         )
@@ -51,13 +51,14 @@ def generators_list(
     table = Table(title=f"{len(listings)} generators")
     for col in ("id", "type", "provider", "available", "why not / fix"):
         table.add_column(col)
-    for l in listings:
-        why = "disabled in config" if not l.enabled else (f"{l.availability.reason} {l.availability.fix}".strip())
+    for listing in listings:
+        availability = listing.availability
+        why = "disabled in config" if not listing.enabled else f"{availability.reason} {availability.fix}".strip()
         table.add_row(
-            l.generator.name,
-            l.generator.artifact_type,
-            l.generator.provider,
-            "[green]yes[/]" if l.usable else "[red]no[/]",
+            listing.generator.name,
+            listing.generator.artifact_type,
+            listing.generator.provider,
+            "[green]yes[/]" if listing.usable else "[red]no[/]",
             why,
         )
     console.print(table)

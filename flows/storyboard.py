@@ -41,8 +41,14 @@ async def storyboard(
     store_url: str | None = None,
 ) -> dict[str, Any]:
     """Make one narrated, scored video from scenes (the built-in four scenes when none are given)."""
-    params: dict[str, Any] = {"voice": voice, "mood": mood, "resolution": resolution, "fps": fps,
-                              "transition": transition, "seed": seed}
+    params: dict[str, Any] = {
+        "voice": voice,
+        "mood": mood,
+        "resolution": resolution,
+        "fps": fps,
+        "transition": transition,
+        "seed": seed,
+    }
     if scenes:
         params["scenes"] = [s.model_dump() if isinstance(s, BaseModel) else dict(s) for s in scenes]
     return await execute_pipeline(load_spec().model_dump(mode="json"), params, refresh, store_url)

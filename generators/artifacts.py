@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,7 +67,7 @@ class LoRAArtifact(Artifact):
 
 
 AnyArtifact = Annotated[
-    Union[ImageArtifact, VideoArtifact, AudioArtifact, TextArtifact, LoRAArtifact],
+    ImageArtifact | VideoArtifact | AudioArtifact | TextArtifact | LoRAArtifact,
     Field(discriminator="kind"),
 ]
 

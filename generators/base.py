@@ -104,13 +104,13 @@ class BaseGenerator(ABC):
     def availability(self) -> Availability:
         for module in self.requires_modules:
             if not _importable(module):
-                return Availability(False, f"Python package {module!r} is not installed.",
-                                    f"pip install {module}")
+                return Availability(False, f"Python package {module!r} is not installed.", f"pip install {module}")
         for cred in self.credentials:
             if not cred.is_set():
                 block = f" or save a {cred.block_type} block" if cred.block_type else ""
-                return Availability(False, f"{cred.env_var} is not set.",
-                                    f"Set {cred.env_var}{block}; get a key at {cred.signup_url}")
+                return Availability(
+                    False, f"{cred.env_var} is not set.", f"Set {cred.env_var}{block}; get a key at {cred.signup_url}"
+                )
         return Availability(True)
 
     def parse_inputs(self, raw: BaseModel | dict[str, Any], *, where: str = "") -> BaseModel:

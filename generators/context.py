@@ -93,8 +93,13 @@ class GeneratorContext:
         """Record a provider job id *before* waiting on it, so a retry or re-run rejoins the job."""
         self.external_job_ids.append(job_id)
         if self.cache_key:
-            entry = {"job_id": job_id, "generator": self.generator, "run_id": self.run_id,
-                     "submitted_at": _now(), **details}
+            entry = {
+                "job_id": job_id,
+                "generator": self.generator,
+                "run_id": self.run_id,
+                "submitted_at": _now(),
+                **details,
+            }
             await self.store.write_json(f"journal/{self.cache_key}.json", entry)
 
     async def previous_job(self) -> dict | None:
@@ -131,8 +136,10 @@ class GeneratorContext:
             local = self.store.local_path(key)
             if local is not None:
                 if not local.exists():
-                    raise StorageError(f"Artifact {artifact.short} is missing from the store ({local}).",
-                                       hint="Re-run the step that made it (use --refresh).")
+                    raise StorageError(
+                        f"Artifact {artifact.short} is missing from the store ({local}).",
+                        hint="Re-run the step that made it (use --refresh).",
+                    )
                 return local
             dest = self.temp_path(Path(key).suffix)
             await self.store.get_to_path(key, dest)
@@ -148,26 +155,35 @@ class GeneratorContext:
             sha, _ = await download(url, dest, self.fetch_policy)
             if sha != artifact.sha256:
                 dest.unlink()  # wrong bytes must not stay where a later step could pick them up
-                raise StorageError(f"{url} does not hold artifact {artifact.short}: its bytes hash to {sha[:12]}.",
-                                   hint="The file at that URL changed; re-run the step that made it.")
+                raise StorageError(
+                    f"{url} does not hold artifact {artifact.short}: its bytes hash to {sha[:12]}.",
+                    hint="The file at that URL changed; re-run the step that made it.",
+                )
             return dest
         if scheme == "file":
-            raise UnsafeURLError(f"Refusing {url!r}: file URLs are resolved only inside the artifact store "
-                                 f"({self.store.root_url}).", hint="Import the file first with `boardflow import`.")
-        raise UnsafeURLError(f"Refusing {url!r}: unsupported URL scheme {scheme!r}.",
-                             hint="Artifacts live in the store, on S3, or at an http(s) URL.")
+            raise UnsafeURLError(
+                f"Refusing {url!r}: file URLs are resolved only inside the artifact store ({self.store.root_url}).",
+                hint="Import the file first with `boardflow import`.",
+            )
+        raise UnsafeURLError(
+            f"Refusing {url!r}: unsupported URL scheme {scheme!r}.",
+            hint="Artifacts live in the store, on S3, or at an http(s) URL.",
+        )
 
     # -- storing outputs -----------------------------------------------------------------------
-    async def store_image_result(self, source: Source, *, format: str | None = None,
-                                 parents: list[str] | None = None) -> ImageArtifact:
+    async def store_image_result(
+        self, source: Source, *, format: str | None = None, parents: list[str] | None = None
+    ) -> ImageArtifact:
         return await self._store(ImageArtifact, source, format, parents)
 
-    async def store_video_result(self, source: Source, *, format: str | None = None,
-                                 parents: list[str] | None = None) -> VideoArtifact:
+    async def store_video_result(
+        self, source: Source, *, format: str | None = None, parents: list[str] | None = None
+    ) -> VideoArtifact:
         return await self._store(VideoArtifact, source, format, parents)
 
-    async def store_audio_result(self, source: Source, *, format: str | None = None,
-                                 parents: list[str] | None = None) -> AudioArtifact:
+    async def store_audio_result(
+        self, source: Source, *, format: str | None = None, parents: list[str] | None = None
+    ) -> AudioArtifact:
         return await self._store(AudioArtifact, source, format, parents)
 
     async def store_text_result(self, content: str, *, parents: list[str] | None = None) -> TextArtifact:
@@ -181,17 +197,25 @@ class GeneratorContext:
             return await self.store_text_result(path.read_text(encoding="utf-8"), parents=kw.get("parents"))
         return await self._store(ARTIFACT_CLASSES[kind], source, kw.get("format"), kw.get("parents"))
 
-    async def _store(self, cls: type[A], source: Source, declared: str | None, parents: list[str] | None,
-                     **extra) -> A:
+    async def _store(self, cls: type[A], source: Source, declared: str | None, parents: list[str] | None, **extra) -> A:
         path = await self._materialize(source)
         info = probe(path, cls.artifact_type)
         if declared and _norm(declared) != _norm(info.format):
-            raise ArtifactDecodeError(f"Declared format {declared!r} but the bytes are {info.format!r}.",
-                                      hint="Drop the format argument or fix the file.")
+            raise ArtifactDecodeError(
+                f"Declared format {declared!r} but the bytes are {info.format!r}.",
+                hint="Drop the format argument or fix the file.",
+            )
         stored = await self.store.put_file(path, _EXT.get(info.format, info.format))
         parent_ids = tuple(parents if parents is not None else dict.fromkeys(a.sha256 for a in self.input_artifacts))
-        artifact = cls(sha256=stored.sha256, storage_url=stored.url, size_bytes=stored.size_bytes,
-                       parents=parent_ids, generator=self.generator, **info.artifact_fields(), **extra)
+        artifact = cls(
+            sha256=stored.sha256,
+            storage_url=stored.url,
+            size_bytes=stored.size_bytes,
+            parents=parent_ids,
+            generator=self.generator,
+            **info.artifact_fields(),
+            **extra,
+        )
         await self._write_sidecar(artifact, stored.key)
         return artifact
 
@@ -213,8 +237,10 @@ class GeneratorContext:
         if key is None:
             # A URL string may come from outside (a provider's answer), so it must not read local files.
             where = "file URLs are read only inside the store" if parsed.scheme == "file" else "unsupported URL"
-            raise UnsafeURLError(f"Cannot store from {source!r}: {where} ({self.store.root_url}).",
-                                 hint="Pass a pathlib.Path for a file your generator wrote, or an http(s) URL.")
+            raise UnsafeURLError(
+                f"Cannot store from {source!r}: {where} ({self.store.root_url}).",
+                hint="Pass a pathlib.Path for a file your generator wrote, or an http(s) URL.",
+            )
         if (local := self.store.local_path(key)) is not None:
             return local
         dest = self.temp_path(Path(key).suffix)
@@ -229,14 +255,25 @@ class GeneratorContext:
             runs.append(self.run_id)
         fields = artifact.model_dump(mode="json", exclude={"storage_url"})
         made_by = meta.get("made_by", [])
-        entry = {"generator": self.generator, "input_digest": self.cache_key, "parents": list(artifact.parents),
-                 "step": self.step}
+        entry = {
+            "generator": self.generator,
+            "input_digest": self.cache_key,
+            "parents": list(artifact.parents),
+            "step": self.step,
+        }
         if entry not in made_by:
             made_by.append(entry)
-        await self.store.write_json(skey, {
-            **fields, "type": artifact.artifact_type, "key": key, "made_by": made_by, "runs": runs,
-            "created": meta.get("created") or _now(),
-        })
+        await self.store.write_json(
+            skey,
+            {
+                **fields,
+                "type": artifact.artifact_type,
+                "key": key,
+                "made_by": made_by,
+                "runs": runs,
+                "created": meta.get("created") or _now(),
+            },
+        )
 
 
 def _norm(fmt: str) -> str:

@@ -147,8 +147,9 @@ class RateLimitError(ProviderError):
         self.retry_after = retry_after
         if kw.get("hint") is None:
             wait = f"after {retry_after:g} s" if retry_after is not None else "with backoff"
-            kw["hint"] = (f"boardflow retries this {wait}; if it keeps happening, lower the concurrency "
-                          "limit for this provider.")
+            kw["hint"] = (
+                f"boardflow retries this {wait}; if it keeps happening, lower the concurrency limit for this provider."
+            )
         super().__init__(message, **kw)
 
 
@@ -174,8 +175,7 @@ class UnexpectedResponseError(BoardflowError):
 class MediaProcessingError(BoardflowError):
     default_hint = "Check that every input file plays (`ffmpeg -i FILE`); ffmpeg's own message tells the cause."
 
-    def __init__(self, message: str, *, command: Sequence[str] = (), stderr_tail: str = "",
-                 hint: str | None = None):
+    def __init__(self, message: str, *, command: Sequence[str] = (), stderr_tail: str = "", hint: str | None = None):
         self.command = list(command)
         self.stderr_tail = stderr_tail
         super().__init__(message, hint=hint)

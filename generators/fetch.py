@@ -19,8 +19,11 @@ from .errors import InputError, TransientProviderError, UnsafeURLError
 from .settings import get_settings
 
 # Cloud metadata endpoints are refused even when their range is otherwise allowed.
-_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
-             ipaddress.ip_address("100.100.100.200")}
+_METADATA = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),
+}
 
 
 @dataclass(frozen=True)
@@ -113,16 +116,22 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-async def download(url: str, dest: Path, policy: FetchPolicy, client: httpx.AsyncClient | None = None,
-                   headers: dict[str, str] | None = None) -> tuple[str, int]:
+async def download(
+    url: str,
+    dest: Path,
+    policy: FetchPolicy,
+    client: httpx.AsyncClient | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[str, int]:
     """Stream `url` into `dest` (atomically), following checked redirects; returns (sha256, size)."""
     own = client is None
     client = client or httpx.AsyncClient(timeout=policy.timeout, verify=_tls_context())
     try:
         for _hop in range(policy.max_redirects + 1):
             await check_url(url, policy)
-            async with client.stream("GET", url, follow_redirects=False, headers=headers,
-                                     timeout=policy.timeout) as response:  # the policy's, even on a shared client
+            async with client.stream(
+                "GET", url, follow_redirects=False, headers=headers, timeout=policy.timeout
+            ) as response:  # the policy's, even on a shared client
                 _check_peer(response, url, policy)
                 if response.is_redirect:
                     url = urljoin(url, response.headers["location"])
@@ -137,11 +146,14 @@ async def download(url: str, dest: Path, policy: FetchPolicy, client: httpx.Asyn
 
 def _raise_for_status(response: httpx.Response, url: str) -> None:
     if response.status_code >= 500 or response.status_code == 429:
-        raise TransientProviderError(f"download of {url} failed", provider=urlparse(url).hostname or "download",
-                                     status_code=response.status_code)
+        raise TransientProviderError(
+            f"download of {url} failed", provider=urlparse(url).hostname or "download", status_code=response.status_code
+        )
     if response.status_code >= 400:
-        raise InputError(f"Download of {url} failed with HTTP {response.status_code}.",
-                         hint="Check that the URL is right and still valid (signed URLs expire).")
+        raise InputError(
+            f"Download of {url} failed with HTTP {response.status_code}.",
+            hint="Check that the URL is right and still valid (signed URLs expire).",
+        )
 
 
 async def _save(response: httpx.Response, url: str, dest: Path, policy: FetchPolicy) -> tuple[str, int]:
@@ -156,8 +168,9 @@ async def _save(response: httpx.Response, url: str, dest: Path, policy: FetchPol
             async for chunk in response.aiter_bytes(1024 * 1024):
                 size += len(chunk)
                 if size > policy.max_bytes:
-                    raise UnsafeURLError(_too_big(url, policy),
-                                         hint="Raise BOARDFLOW_MAX_DOWNLOAD_MB if this is expected.")
+                    raise UnsafeURLError(
+                        _too_big(url, policy), hint="Raise BOARDFLOW_MAX_DOWNLOAD_MB if this is expected."
+                    )
                 digest.update(chunk)
                 fh.write(chunk)
         os.replace(tmp, dest)

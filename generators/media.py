@@ -18,8 +18,20 @@ ProgressFn = Callable[[float, str], None]
 # Encoder settings shared by every generator that writes video or audio. Fixed thread counts
 # and bitexact flags make the same inputs give the same bytes, which is what caching relies on.
 BITEXACT = ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact"]
-H264 = ["-c:v", "libx264", "-preset", "medium", "-crf", "20", "-pix_fmt", "yuv420p", "-threads", "2",
-        "-movflags", "+faststart"]
+H264 = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "medium",
+    "-crf",
+    "20",
+    "-pix_fmt",
+    "yuv420p",
+    "-threads",
+    "2",
+    "-movflags",
+    "+faststart",
+]
 AAC = ["-c:a", "aac", "-b:a", "160k"]
 
 _AV_FORMATS = {  # PyAV container names -> our format names
@@ -49,8 +61,11 @@ class MediaInfo:
     has_audio: bool = False
 
     def artifact_fields(self) -> dict:
-        fields = {"image": ("width", "height"), "video": ("width", "height", "duration", "fps", "has_audio"),
-                  "audio": ("duration", "sample_rate", "channels")}.get(self.kind, ())
+        fields = {
+            "image": ("width", "height"),
+            "video": ("width", "height", "duration", "fps", "has_audio"),
+            "audio": ("duration", "sample_rate", "channels"),
+        }.get(self.kind, ())
         return {"format": self.format, **{f: getattr(self, f) for f in fields}}
 
 
@@ -105,37 +120,53 @@ def _probe_av(path: Path, expected_kind: str) -> MediaInfo:
             audios = list(container.streams.audio)
             fmt = _AV_FORMATS.get(container.format.name, container.format.name.split(",")[0])
             if container.format.name.endswith("_pipe") or container.format.name == "image2":
-                raise ArtifactDecodeError(f"{path.name} is a still image ({fmt.removesuffix('_pipe')}), "
-                                          f"not {expected_kind}.", hint="Store it with store_image_result.")
+                raise ArtifactDecodeError(
+                    f"{path.name} is a still image ({fmt.removesuffix('_pipe')}), not {expected_kind}.",
+                    hint="Store it with store_image_result.",
+                )
             if fmt == "webm" and any(s.codec_context.name in _VIDEO_IN_MKV for s in videos):
                 fmt = "mkv"
             duration = container.duration / 1_000_000 if container.duration else None
             if expected_kind == "video":
                 if not videos:
-                    raise ArtifactDecodeError(f"{path.name} has no video stream; it is not a video.",
-                                              hint="Store audio with store_audio_result.")
+                    raise ArtifactDecodeError(
+                        f"{path.name} has no video stream; it is not a video.",
+                        hint="Store audio with store_audio_result.",
+                    )
                 stream = videos[0]
                 measured = _scan_whole(container, stream, videos + audios)
                 fps = float(stream.average_rate or stream.guessed_rate or 0)
                 duration = duration or _stream_duration(stream) or measured
                 if not duration or not fps:
                     raise ArtifactDecodeError(f"{path.name}: the video stream has no duration or frame rate.")
-                return MediaInfo(kind="video", format=fmt, width=stream.codec_context.width,
-                                 height=stream.codec_context.height, duration=duration,
-                                 fps=fps, has_audio=bool(audios))
+                return MediaInfo(
+                    kind="video",
+                    format=fmt,
+                    width=stream.codec_context.width,
+                    height=stream.codec_context.height,
+                    duration=duration,
+                    fps=fps,
+                    has_audio=bool(audios),
+                )
             if not audios:
                 raise ArtifactDecodeError(f"{path.name} has no audio stream; it is not audio.")
             if videos:
-                raise ArtifactDecodeError(f"{path.name} has a video stream; it is a video, not audio.",
-                                          hint="Store it with store_video_result.")
+                raise ArtifactDecodeError(
+                    f"{path.name} has a video stream; it is a video, not audio.",
+                    hint="Store it with store_video_result.",
+                )
             stream = audios[0]
             measured = _scan_whole(container, stream, audios)
             duration = duration or _stream_duration(stream) or measured
             if not duration:
                 raise ArtifactDecodeError(f"{path.name}: the audio stream has no duration.")
-            return MediaInfo(kind="audio", format=fmt, duration=duration,
-                             sample_rate=stream.codec_context.sample_rate,
-                             channels=stream.codec_context.layout.nb_channels)
+            return MediaInfo(
+                kind="audio",
+                format=fmt,
+                duration=duration,
+                sample_rate=stream.codec_context.sample_rate,
+                channels=stream.codec_context.layout.nb_channels,
+            )
     except ArtifactDecodeError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -165,15 +196,20 @@ def _scan_whole(container, stream, streams: list) -> float | None:
     if not decoded:
         raise ArtifactDecodeError(f"{name}: the {stream.type} stream holds no decodable frame.")
     slack = max(0.06, 2 * longest_packet)  # packet timing granularity, encoder padding
-    promised = [(s.index, float(((s.start_time or 0) + s.duration) * s.time_base))
-                for s in streams if s.duration and s.time_base]
+    promised = [
+        (s.index, float(((s.start_time or 0) + s.duration) * s.time_base))
+        for s in streams
+        if s.duration and s.time_base
+    ]
     if not promised and container.duration:
         promised = [(None, ((container.start_time or 0) + container.duration) / 1_000_000)]
     for index, until in promised:
         got = ends.get(index, 0.0) if index is not None else max(ends.values(), default=0.0)
         if got < until - slack:
-            raise ArtifactDecodeError(f"{name} is cut short: its media stops at {got:.2f} s of the {until:.2f} s "
-                                      "its header promises.", hint="Download or render the file again.")
+            raise ArtifactDecodeError(
+                f"{name} is cut short: its media stops at {got:.2f} s of the {until:.2f} s its header promises.",
+                hint="Download or render the file again.",
+            )
     # The measured length, for files whose header names none (live-recorded WebM, for one).
     start = (container.start_time or 0) / 1_000_000
     return max(ends.values()) - start if ends else None
@@ -207,10 +243,19 @@ async def run_ffmpeg(
 
     Raises MediaProcessingError with the command and the tail of stderr when ffmpeg fails.
     """
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1",
-           "-nostats", *args]
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-progress",
+        "pipe:1",
+        "-nostats",
+        *args,
+    ]
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     tail: collections.deque[str] = collections.deque(maxlen=25)
 
     async def read_stderr() -> None:

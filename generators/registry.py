@@ -109,13 +109,17 @@ class Registry:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError(f"{path} is not valid TOML: {exc}.") from exc
         if extra := sorted(set(section) - {"enabled", "disabled"}):
-            raise ConfigurationError(f"{path}: [generators] has unknown key(s) {', '.join(extra)}.",
-                                     hint="Only `enabled = [ids…]` and `disabled = [ids…]` are read there.")
+            raise ConfigurationError(
+                f"{path}: [generators] has unknown key(s) {', '.join(extra)}.",
+                hint="Only `enabled = [ids…]` and `disabled = [ids…]` are read there.",
+            )
         for key in ("enabled", "disabled"):
             ids = section.get(key, [])
             if not isinstance(ids, list) or not all(isinstance(n, str) for n in ids):
-                raise ConfigurationError(f"{path}: [generators] {key} must be a list of generator ids.",
-                                         hint=f'Write it as {key} = ["local/ken-burns", "fal/flux-dev"].')
+                raise ConfigurationError(
+                    f"{path}: [generators] {key} must be a list of generator ids.",
+                    hint=f'Write it as {key} = ["local/ken-burns", "fal/flux-dev"].',
+                )
             unknown = [n for n in ids if n not in self._generators]
             if unknown:
                 raise ConfigurationError(

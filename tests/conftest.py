@@ -24,8 +24,18 @@ os.environ.update(
     AWS_SECRET_ACCESS_KEY="testing",
     AWS_DEFAULT_REGION="us-east-1",
 )
-for var in ("PREFECT_API_URL", "PREFECT_API_KEY", "BOARDFLOW_STORE", "BOARDFLOW_CONFIG", "BOARDFLOW_ALLOWED_HOSTS",
-            "FAL_KEY", "REPLICATE_API_TOKEN", "OPENAI_API_KEY", "ELEVENLABS_API_KEY", "AWS_PROFILE"):
+for var in (
+    "PREFECT_API_URL",
+    "PREFECT_API_KEY",
+    "BOARDFLOW_STORE",
+    "BOARDFLOW_CONFIG",
+    "BOARDFLOW_ALLOWED_HOSTS",
+    "FAL_KEY",
+    "REPLICATE_API_TOKEN",
+    "OPENAI_API_KEY",
+    "ELEVENLABS_API_KEY",
+    "AWS_PROFILE",
+):
     os.environ.pop(var, None)
 
 _real_connect = socket.socket.connect

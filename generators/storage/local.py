@@ -73,8 +73,9 @@ class LocalStore(ArtifactStore):
         except FileNotFoundError:
             return None
         except ValueError as exc:
-            raise StorageError(f"{path} is not valid JSON ({exc}).",
-                               hint="Delete it to let boardflow rewrite it.") from exc
+            raise StorageError(
+                f"{path} is not valid JSON ({exc}).", hint="Delete it to let boardflow rewrite it."
+            ) from exc
 
     async def write_json(self, key: str, data: dict) -> None:
         path = self._path(key)
@@ -107,8 +108,9 @@ class LocalStore(ArtifactStore):
             return [prefix]
         if not base.exists():
             return []
-        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file()
-                      and not p.name.startswith(".tmp-"))
+        return sorted(
+            str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")
+        )
 
     def url_for(self, key: str) -> str:
         return self._path(key).as_uri()
