@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .artifacts import AnyArtifact, Artifact
-from .errors import InputValidationError
+from .errors import InputValidationError, block_alternative
 
 if TYPE_CHECKING:
     from .context import GeneratorContext
@@ -107,7 +107,7 @@ class BaseGenerator(ABC):
                 return Availability(False, f"Python package {module!r} is not installed.", f"pip install {module}")
         for cred in self.credentials:
             if not cred.is_set():
-                block = f" or save a {cred.block_type} block" if cred.block_type else ""
+                block = block_alternative(cred.env_var, cred.block_type)
                 return Availability(
                     False, f"{cred.env_var} is not set.", f"Set {cred.env_var}{block}; get a key at {cred.signup_url}"
                 )

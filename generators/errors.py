@@ -52,12 +52,20 @@ class ConfigurationError(BoardflowError):
     default_hint = "Check the BOARDFLOW_* environment variables and boardflow.toml."
 
 
+def block_alternative(env_var: str, block_type: str | None) -> str:
+    """The ", or use a block" half of a missing-key hint ("" when the credential has no block type)."""
+    if not block_type:
+        return ""
+    article = "an" if block_type[0] in "aeiou" else "a"
+    return f" or save {article} `{block_type}` block and set {env_var}_BLOCK to its name"
+
+
 class MissingCredentialError(ConfigurationError):
     def __init__(self, env_var: str, *, provider: str, signup_url: str, block_type: str | None = None):
         self.env_var = env_var
         self.provider = provider
         self.signup_url = signup_url
-        where = f" or save a `{block_type}` block and set {env_var}_BLOCK to its name" if block_type else ""
+        where = block_alternative(env_var, block_type)
         super().__init__(
             f"{provider} needs an API key and {env_var} is not set.",
             hint=f"Set the {env_var} environment variable{where}. Get a key at {signup_url}",
