@@ -200,7 +200,7 @@ class PipelineRunner:
             result: GeneratorResult = await state.result()
         finally:
             self.reserved -= estimate
-        record.cached = state.name == "Cached"
+        record.cached = state.name == "Cached" or result.reused
         record.status = "cached" if record.cached else "completed"
         record.compute_seconds = 0.0 if record.cached else result.compute_seconds
         if record.cached:

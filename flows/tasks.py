@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from typing import Any, TypedDict
 
@@ -37,6 +38,19 @@ DEFAULTS: TaskConfig = {
     "refresh_cache": False,
     "tags": [],
 }
+
+
+def task_tags(generator: BaseGenerator, extra: list[str]) -> list[str]:
+    """Tags for a generator's task runs: none unless asked for (BOARDFLOW_TASK_TAGS=1 or a step's `tags`).
+
+    Prefect takes a tag-concurrency slot on the API for every tagged task run, limit or not: two
+    writes per step which, on the SQLite server, collide with the run's other writes and come back
+    503, each costing the client a 2 s back-off (measured: most of the orchestration overhead). Turn
+    them on to filter task runs by generator/provider in the UI or cap them with tag limits.
+    """
+    if os.environ.get("BOARDFLOW_TASK_TAGS", "").strip().lower() in ("1", "true", "yes", "on"):
+        return [generator.name, f"provider:{generator.provider}", f"type:{generator.artifact_type}", *extra]
+    return list(extra)
 
 
 def retry_delay(attempt: int, exc: BaseException, config: TaskConfig) -> float:
@@ -95,6 +109,12 @@ def generator_task(generator: BaseGenerator, store: ArtifactStore, **overrides: 
         run_ctx = TaskRunContext.get()
         attempt = run_ctx.task_run.run_count if run_ctx else 1
         key = cache_key(generator, inputs)
+        index = ResultIndex(store)
+        if not config["refresh_cache"] and (found := await index.usable(key)) is not None:
+            # A run that stopped (killed, crashed) between indexing this result and Prefect recording its
+            # cache entry: the work is done and stored, so hand it back rather than make it again.
+            get_run_logger().info("%s: reusing the indexed result of an earlier run (no cache record)", step)
+            return found.model_copy(update={"reused": True})
         progress = _TaskProgress(step)
         await progress.start()
         run_id = str(run_ctx.task_run.flow_run_id) if run_ctx and run_ctx.task_run.flow_run_id else None
@@ -109,7 +129,7 @@ def generator_task(generator: BaseGenerator, store: ArtifactStore, **overrides: 
                     )
                     await asyncio.sleep(delay)
                 raise
-        await ResultIndex(store).put(key, result)
+        await index.put(key, result)
         await progress.finish()
         return result
 
@@ -118,7 +138,7 @@ def generator_task(generator: BaseGenerator, store: ArtifactStore, **overrides: 
         name=generator.name,
         description=generator.description,
         task_run_name="{step} · " + generator.name,
-        tags=[generator.name, f"provider:{generator.provider}", f"type:{generator.artifact_type}", *config["tags"]],
+        tags=task_tags(generator, config["tags"]),
         cache_policy=policy,
         persist_result=True,
         result_storage=result_storage_path(),

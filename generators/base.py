@@ -51,6 +51,9 @@ class GeneratorResult(BaseModel):
     actual_cost_usd: Decimal | None = None
     compute_seconds: float = 0.0
     external_job_ids: list[str] = []
+    # True when an orchestrator handed back an earlier run's stored result instead of running again:
+    # nothing was spent or computed this time (a cache hit by another route).
+    reused: bool = False
 
     @property
     def cost_usd(self) -> Decimal:

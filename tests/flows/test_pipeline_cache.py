@@ -172,6 +172,34 @@ async def test_a_hit_whose_objects_were_deleted_runs_again(prefect_api, data_dir
     assert await data_store.exists(key)
 
 
+async def test_an_indexed_result_without_a_cache_record_is_reused_not_made_again(
+    prefect_api, data_dir, data_store, registry
+):
+    """A run killed after indexing a step's result but before Prefect wrote its cache record."""
+    from flows.caching import result_storage_path
+
+    echo = registry.register(Echo())
+    state, result = await run_spec(CHAIN)
+    assert state.is_completed(), result
+    records = [p for p in result_storage_path().rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+    assert records, "Prefect wrote no cache records"
+    for record in records:
+        record.unlink()
+    objects_before = {
+        k: (await data_store.read_json(k)) for k in await data_store.list_keys("objects") if k.endswith(".json")
+    }
+
+    state, again = await run_spec(CHAIN)
+    assert state.is_completed(), again
+    assert [c.text for c in echo.calls] == ["first", "second"], "a step with an indexed result ran again"
+    assert [r["status"] for r in again["records"]] == ["cached", "cached"]
+    assert all(float(r["actual_usd"]) == 0 and r["compute_seconds"] == 0 for r in again["records"])
+    objects_after = {
+        k: (await data_store.read_json(k)) for k in await data_store.list_keys("objects") if k.endswith(".json")
+    }
+    assert objects_after == objects_before, "reusing a result stored its artifacts again"
+
+
 async def _first_output(store, echo: Echo) -> dict:
     inputs = echo.parse_inputs({"text": "first"}).model_dump(mode="json")
     result = await store.read_json(f"results/{cache_key(echo, inputs)}.json")
