@@ -1,0 +1,423 @@
+"""Scale-out bench: rows/minute of a 3-step local pipeline on 1 vs 2 Prefect process workers, and the server's CPU.
+
+Run: .venv/bin/python -m bench.workers_bench [--rows 100] [--limit 1]
+
+The scale-out path, for real: one `prefect server start` on a free 127.0.0.1 port (temporary PREFECT_HOME),
+the process work pool of prefect.yaml, the `pipeline` deployment deployed to it with `prefect deploy`, and
+`prefect worker start --type process` workers pulling the rows, each row a separate flow run of that deployment
+(deployments/runs.py:submit_rows, as the scale-out test does). Both workers share one data folder
+(BOARDFLOW_DATA_DIR: local store, cache records, locks, results), as two workers on one machine would.
+
+Rows are slideshow slides at tiny sizes (picture 512x512 → Ken Burns clip 320x180 at 24 fps, 1.0, 1.5 or 2.0 s
+→ mixed with a music bed; the music is a fourth step). Every row has its own prompt, and each phase its own
+seed, so no picture, clip or slide is a cache hit, and no phase can reuse another's music. Within a phase,
+rows of one mood and length share their music bed (made once, then taken from the cache), as a real batch
+would: 15 beds per phase; the same rows in both phases, so both get the same share of hits.
+
+- Phase 1: one worker; phase 2: two workers on the same pool. Each worker takes `--limit` runs at a time
+  (default 1: on 2 cores one worker × 1 run against two workers × 1 run is the clean comparison; each run
+  already keeps both cores busy part of the time, since its ffmpeg steps are multi-threaded).
+- Each phase has `--rows` rows, run in two halves in the order 1, 2, 2, 1, so drift in the machine's load
+  falls on both phases. A warm-up row (not counted) runs first.
+- Wall time of a half: from just before its runs are submitted to the last run's end time (the server's
+  record, so the bench's polling interval does not count). Rows/minute per phase and the ratio 2 / 1.
+- CPU seconds in each half (psutil, each process tree including finished children, e.g. flow runs and
+  ffmpeg): the Prefect server (and its children), the workers (and their flow runs), and this bench (which
+  polls the API every 2 s: that load is also in the server's figure). The server's share = server /
+  (server + workers). Peak RSS of the server's process tree and of the worker trees, sampled every second.
+- Checks: every run COMPLETED, phase 1 ran only on the first worker, phase 2 ran on both (the run's
+  `prefect.worker.name` label); no picture, clip or slide came from the cache. Exit 1 otherwise.
+Prints a table and a `RESULT {json}` line. Every process it starts is stopped on exit, Ctrl-C or error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from deployments.local_server import PrefectServer, prefect_executable, stop_process, wait_until
+from deployments.runs import PrefectAPI, run_result, submit_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOYMENT_NAME = "pipeline"
+DEPLOYMENT = "boardflow-named-pipeline/pipeline"
+PIPELINE = "slideshow"
+RESULT_MARK = "RESULT "
+WORKERS = ("worker-a", "worker-b")
+POLL_SECONDS = 2.0
+MAX_READ = 200  # PREFECT_SERVER_API_DEFAULT_LIMIT: the most runs one PrefectAPI.read_runs call may ask for
+MOTIONS = ["zoom-in", "pan-right", "zoom-out", "pan-left", "pan-up", "pan-down"]
+MOODS = ["calm", "upbeat", "dreamy", "tense", "epic"]
+DURATIONS = [1.0, 1.5, 2.0]  # with the 5 moods: 15 music beds per phase
+SUBJECTS = ["lighthouse", "fishing village", "forest path", "mountain lake", "desert road", "harbour", "meadow"]
+# Anything here would point the workers elsewhere (another server, a shared S3 store) or use another profile.
+FOREIGN_ENV = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "BOARDFLOW_STORE", "BOARDFLOW_S3_ENDPOINT_URL")
+
+
+def pool_name() -> str:
+    """The work pool of the `pipeline` deployment in prefect.yaml (read without importing flows)."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    spec = next(d for d in config["deployments"] if d["name"] == DEPLOYMENT_NAME)
+    return spec["work_pool"]["name"]
+
+
+def rows(phase: int, count: int) -> list[dict[str, Any]]:
+    """Distinct slides for one phase (its own seed); the same mix of moods, lengths and frame rates in each."""
+    return [
+        {
+            "prompt": f"a {SUBJECTS[i % len(SUBJECTS)]} at dawn, phase {phase} scene {i}",
+            "caption": f"{phase}.{i}",
+            "motion": MOTIONS[i % len(MOTIONS)],
+            "mood": MOODS[i % len(MOODS)],
+            "duration": DURATIONS[i % len(DURATIONS)],
+            "fps": 24,
+            "image_size": "512x512",
+            "resolution": "320x180",
+            "seed": 1000 + phase,
+        }
+        for i in range(count)
+    ]
+
+
+# -- processes ------------------------------------------------------------------------------------------------
+def tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process tree so far, finished descendants included.
+
+    A finished child's CPU moves into its parent's children_* times once the parent reaps it (a flow run's
+    ffmpeg into the flow run, the flow run into the worker), so summing all four fields of every living
+    process in the tree counts each process once, dead or alive.
+    """
+    total = 0.0
+    for proc in tree(pid):
+        with contextlib.suppress(psutil.Error):
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def tree_rss(pid: int) -> int:
+    total = 0
+    for proc in tree(pid):
+        with contextlib.suppress(psutil.Error):
+            total += proc.memory_info().rss
+    return total
+
+
+def own_cpu() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return me.ru_utime + me.ru_stime
+
+
+def load() -> str:
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+class PeakSampler(threading.Thread):
+    """Samples the RSS of the server's tree and of the workers' trees (summed) every second; keeps the peaks."""
+
+    def __init__(self, server_pid: int, workers: dict[str, subprocess.Popen]) -> None:
+        super().__init__(daemon=True, name="rss-sampler")
+        self.server_pid, self.workers = server_pid, workers
+        self.server_peak = self.workers_peak = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(1.0):
+            self.server_peak = max(self.server_peak, tree_rss(self.server_pid))
+            alive = [w.pid for w in list(self.workers.values()) if w.poll() is None]
+            self.workers_peak = max(self.workers_peak, sum(tree_rss(pid) for pid in alive))
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+
+def prefect_cli(server: PrefectServer, *args: str, timeout: float = 300) -> None:
+    """A `prefect` CLI call against the server from the project folder (where prefect.yaml lives)."""
+    done = subprocess.run(
+        [prefect_executable(), "--no-prompt", *args], cwd=ROOT, env=server.env(), capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+    if done.returncode:
+        raise RuntimeError(f"prefect {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+
+
+def start_worker(server: PrefectServer, pool: str, name: str, limit: int, data_dir: Path) -> subprocess.Popen:
+    """`prefect worker start --type process` on the pool, in its own process group, with the shared data folder."""
+    return server.spawn(
+        [prefect_executable(), "worker", "start", "--pool", pool, "--type", "process", "--name", name,
+         "--limit", str(limit)],
+        f"{name}.log",
+        BOARDFLOW_DATA_DIR=str(data_dir),
+        PREFECT_RESULTS_LOCAL_STORAGE_PATH=str(data_dir / "prefect-results"),
+        PREFECT_WORKER_QUERY_SECONDS="1",  # pick up the next run within a second, not the default 10
+        PREFECT_WORKER_HEARTBEAT_SECONDS="5",
+        PREFECT_LOGGING_LEVEL="INFO",  # the worker's log says what it picked up and how each run ended
+    )  # fmt: skip
+
+
+def stop_tree(proc: subprocess.Popen) -> None:
+    """Stop a worker's process group, then anything under it that left the group (e.g. an isolated flow run)."""
+    below = tree(proc.pid)[1:]
+    stop_process(proc)
+    for child in below:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+# -- measuring ------------------------------------------------------------------------------------------------
+@dataclass
+class Half:
+    phase: int
+    rows: int
+    wall: float = 0.0
+    server_cpu: float = 0.0
+    workers_cpu: float = 0.0
+    bench_cpu: float = 0.0
+    by_worker: dict[str, int] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+    cached: dict[str, int] = field(default_factory=dict)  # step → cache hits
+    load_before: str = ""
+    load_after: str = ""
+
+
+def end_time(run: dict[str, Any]) -> float:
+    return datetime.fromisoformat(run["end_time"]).timestamp()
+
+
+def run_half(
+    api: PrefectAPI, server: PrefectServer, workers: dict[str, subprocess.Popen], phase: int, batch: list[dict]
+) -> Half:
+    half = Half(phase, len(batch), load_before=load())
+    alive = {name: proc for name, proc in workers.items() if proc.poll() is None}
+    cpu = (tree_cpu(server.proc.pid), sum(tree_cpu(p.pid) for p in alive.values()), own_cpu())
+    started = time.time()
+    ids = submit_rows(api, DEPLOYMENT, PIPELINE, batch, tags=["workers-bench", f"phase-{phase}"])
+    try:
+        runs = api.wait_for_runs(ids, timeout=120 + 60 * len(batch), interval=POLL_SECONDS)
+    except TimeoutError:
+        for name in workers:
+            print(f"---- {name}.log (tail)\n{server.log_tail(f'{name}.log')}", file=sys.stderr)
+        raise
+    half.server_cpu = tree_cpu(server.proc.pid) - cpu[0]
+    half.workers_cpu = sum(tree_cpu(p.pid) for p in alive.values()) - cpu[1]
+    half.bench_cpu = own_cpu() - cpu[2]
+    half.load_after = load()
+    half.wall = max((end_time(r) for r in runs if r.get("end_time")), default=time.time()) - started
+    for run in runs:
+        worker = (run.get("labels") or {}).get("prefect.worker.name", "?")
+        half.by_worker[worker] = half.by_worker.get(worker, 0) + 1
+        if run["state_type"] != "COMPLETED":
+            message = " ".join(str(run["state"].get("message") or "").split())  # one line: there may be many
+            half.failed.append(f"{run['name']} {run['id']}: {run['state_name']}: {message[:400]}")
+            continue
+        for record in run_result(run)["records"]:
+            if record["cached"]:
+                half.cached[record["step"]] = half.cached.get(record["step"], 0) + 1
+    return half
+
+
+def phase_totals(halves: list[Half], phase: int) -> dict[str, Any]:
+    mine = [h for h in halves if h.phase == phase]
+    rows_, wall = sum(h.rows for h in mine), sum(h.wall for h in mine)
+    server, workers = sum(h.server_cpu for h in mine), sum(h.workers_cpu for h in mine)
+    by_worker: dict[str, int] = {}
+    cached: dict[str, int] = {}
+    for h in mine:
+        for k, v in h.by_worker.items():
+            by_worker[k] = by_worker.get(k, 0) + v
+        for k, v in h.cached.items():
+            cached[k] = cached.get(k, 0) + v
+    return {
+        "rows": rows_,
+        "wall_s": round(wall, 2),
+        "rows_per_min": round(rows_ / wall * 60, 2) if wall else 0.0,
+        "server_cpu_s": round(server, 2),
+        "workers_cpu_s": round(workers, 2),
+        "bench_cpu_s": round(sum(h.bench_cpu for h in mine), 2),
+        "server_share": round(server / (server + workers), 4) if server + workers else 0.0,
+        "by_worker": by_worker,
+        "cached": cached,
+        "failed": [f for h in mine for f in h.failed],  # shortened in the RESULT line
+    }
+
+
+def print_half(h: Half) -> None:
+    print(
+        f"  phase {h.phase} ({h.phase} worker{'s' if h.phase > 1 else ''}), {h.rows} rows: {h.wall:6.1f} s "
+        f"= {h.rows / h.wall * 60:5.1f} rows/min; CPU server {h.server_cpu:.1f} s, workers {h.workers_cpu:.1f} s, "
+        f"bench {h.bench_cpu:.1f} s; runs per worker {h.by_worker}; {h.load_before} → {h.load_after}",
+        flush=True,
+    )
+
+
+# -- main -----------------------------------------------------------------------------------------------------
+def bench(count: int, limit: int, work: Path) -> int:
+    pool = pool_name()
+    data_dir = work / "data"
+    order = (1, 2, 2, 1)
+    sets = {1: rows(1, count), 2: rows(2, count)}
+    first = count // 2
+    chunks = {1: [sets[1][:first], sets[1][first:]], 2: [sets[2][:first], sets[2][first:]]}
+    print(
+        f"workers bench: {count} {PIPELINE} rows per phase (512x512 → 320x180, 1–2 s), worker limit {limit}, "
+        f"halves in the order {', '.join(map(str, order))}; work folder {work}; {load()}",
+        flush=True,
+    )
+    server = PrefectServer(work / "prefect-home", startup_timeout=180)
+    workers: dict[str, subprocess.Popen] = {}
+    with contextlib.ExitStack() as cleanup:  # every callback runs, in reverse, even when one of them fails
+        started = time.perf_counter()
+        server.start()
+        cleanup.callback(server.stop)
+        cleanup.callback(lambda: [stop_tree(proc) for proc in workers.values()])
+        prefect_cli(server, "work-pool", "create", pool, "--type", "process", "--overwrite")
+        # Only `pipeline`: `--all` would also bring the nightly schedule, whose runs these workers would pick up.
+        prefect_cli(server, "deploy", "--name", DEPLOYMENT_NAME)
+        api = PrefectAPI(server.api_url)
+        workers[WORKERS[0]] = start_worker(server, pool, WORKERS[0], limit, data_dir)
+        wait_until(lambda: WORKERS[0] in api.online_workers(pool), 120, f"{WORKERS[0]} online")
+        print(f"server up, pool {pool!r} and {DEPLOYMENT} deployed, {WORKERS[0]} online: "
+              f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+
+        sampler = PeakSampler(server.proc.pid, workers)
+        sampler.start()
+        cleanup.callback(sampler.stop)
+        warm = run_half(api, server, workers, 0, rows(0, 1))
+        if warm.failed:
+            raise RuntimeError(f"the warm-up row failed: {warm.failed}")
+        print(f"warm-up row (not counted): {warm.wall:.1f} s", flush=True)
+
+        halves: list[Half] = []
+        for i, phase in enumerate(order):
+            if phase == 2 and WORKERS[1] not in workers:
+                workers[WORKERS[1]] = start_worker(server, pool, WORKERS[1], limit, data_dir)
+                wait_until(lambda: set(WORKERS) <= api.online_workers(pool), 120, f"{WORKERS[1]} online")
+            if phase == 1 and WORKERS[1] in workers:
+                stop_tree(workers.pop(WORKERS[1]))  # gone before phase 1's rows are submitted
+            batch = chunks[phase][0 if i < 2 else 1]
+            if batch:
+                halves.append(run_half(api, server, workers, phase, batch))
+                print_half(halves[-1])
+        sampler.stop()
+        return report(halves, count, limit, sampler)
+
+
+def report(halves: list[Half], count: int, limit: int, sampler: PeakSampler) -> int:
+    one, two = phase_totals(halves, 1), phase_totals(halves, 2)
+    ratio = two["rows_per_min"] / one["rows_per_min"] if one["rows_per_min"] else 0.0
+    server = one["server_cpu_s"] + two["server_cpu_s"]
+    total = server + one["workers_cpu_s"] + two["workers_cpu_s"]
+    problems = one["failed"] + two["failed"]
+    if set(one["by_worker"]) != {WORKERS[0]}:
+        problems.append(f"phase 1 ran on {one['by_worker']}, not only {WORKERS[0]}")
+    if set(two["by_worker"]) != set(WORKERS):
+        problems.append(f"phase 2 did not use both workers: {two['by_worker']}")
+    for phase in (one, two):
+        hits = {step: n for step, n in phase["cached"].items() if step != "music"}
+        if hits:
+            problems.append(f"cache hits outside the shared music (rows are meant to be distinct): {hits}")
+
+    print(f"\n{count} {PIPELINE} rows per phase, worker limit {limit}, each row a flow run of {DEPLOYMENT}")
+    print(f"  {'phase':<12}{'rows':>6}{'wall s':>9}{'rows/min':>10}{'server CPU s':>14}{'workers CPU s':>15}"
+          f"{'server share':>14}{'music cached':>14}  runs per worker")  # fmt: skip
+    for name, p in (("1 worker", one), ("2 workers", two)):
+        music = f"{p['cached'].get('music', 0)}/{p['rows']}"
+        print(
+            f"  {name:<12}{p['rows']:>6}{p['wall_s']:>9.1f}{p['rows_per_min']:>10.1f}{p['server_cpu_s']:>14.1f}"
+            f"{p['workers_cpu_s']:>15.1f}{p['server_share']:>14.1%}{music:>14}  {p['by_worker']}"
+        )
+    print(f"  rows/minute, 2 workers / 1 worker: {ratio:.2f}x (2 cores)")
+    print(
+        f"  Prefect server: {server:.1f} s of {total:.1f} s CPU = {server / total if total else 0:.1%} "
+        f"(the bench's own API polling, {one['bench_cpu_s'] + two['bench_cpu_s']:.1f} s CPU, is served in it); "
+        f"peak RSS server {sampler.server_peak / 2**20:.0f} MiB, workers with their runs "
+        f"{sampler.workers_peak / 2**20:.0f} MiB"
+    )
+    print("  " + ("OK" if not problems else "PROBLEMS:\n    " + "\n    ".join(problems)))
+    result = {
+        "rows": count,
+        "limit": limit,
+        "one_worker": {**one, "failed": len(one["failed"])},
+        "two_workers": {**two, "failed": len(two["failed"])},
+        "problems": [problem[:200] for problem in problems[:5]],
+        "ratio": round(ratio, 3),
+        "server_cpu_share": round(server / total, 4) if total else 0.0,
+        "server_peak_rss_mib": round(sampler.server_peak / 2**20, 1),
+        "workers_peak_rss_mib": round(sampler.workers_peak / 2**20, 1),
+        "halves": [
+            {
+                "phase": h.phase,
+                "rows": h.rows,
+                "wall_s": round(h.wall, 2),
+                "load_before": h.load_before,
+                "load_after": h.load_after,
+            }
+            for h in halves
+        ],  # fmt: skip
+        "ok": not problems,
+    }
+    print(RESULT_MARK + json.dumps(result), flush=True)
+    return 1 if problems else 0
+
+
+def interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100, help="rows per phase (default 100; at least 2)")
+    parser.add_argument("--limit", type=int, default=1, help="flow runs at a time per worker (default 1)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data) even when all went well")
+    args = parser.parse_args()
+    if not 2 <= args.rows <= 2 * MAX_READ:
+        # Each phase runs in two halves; a half's runs are read in one /flow_runs/filter call, capped by the server.
+        parser.error(f"--rows must be between 2 and {2 * MAX_READ}")
+    for name in FOREIGN_ENV:
+        os.environ.pop(name, None)
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the finally blocks stop every process we started.
+    signal.signal(signal.SIGTERM, interrupted)
+    work = Path(tempfile.mkdtemp(prefix="boardflow-workers-bench-"))
+    code = 1
+    try:
+        code = bench(args.rows, args.limit, work)
+        return code
+    except KeyboardInterrupt as stop:
+        print(f"interrupted ({stop or 'Ctrl-C'}); every process the bench started is stopped", flush=True)
+        return 130
+    finally:
+        if args.keep or code:
+            print(f"work folder kept (server and worker logs in prefect-home/): {work}", flush=True)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
