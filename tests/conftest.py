@@ -73,6 +73,25 @@ async def ctx(store):
 
 
 @pytest.fixture(scope="session")
+def prefect_api() -> str:
+    """One Prefect test harness for the whole session (its start takes ~17 s); yields its API URL.
+
+    One harness, not one per package: Prefect keeps a single process-wide events worker for "a running
+    server" whose client binds to the API URL of the moment it starts, so a second harness would send its
+    task-run events (which is how task runs reach the server) to the first, stopped one. Draining the
+    workers first makes sure none is bound to a server from before this harness.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    EventsWorker.drain_all()
+    # None: wait as long as PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS says, which suits a busy CI box.
+    with prefect_test_harness(server_startup_timeout=None):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
 def s3_endpoint():
     """A real S3 API over HTTP on 127.0.0.1 (moto's server mode), for real boto3 calls."""
     from moto.server import ThreadedMotoServer

@@ -1,4 +1,4 @@
-"""Fixtures for the Prefect layer: one test harness per session, a data folder and a registry per test."""
+"""Fixtures for the Prefect layer: a data folder and a registry per test (the harness is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,6 @@ import generators.registry
 from generators import builtin
 from generators.registry import Registry
 from generators.storage import LocalStore
-
-
-@pytest.fixture(scope="session")
-def prefect_api() -> str:
-    """A Prefect API for the whole session (its start takes ~17 s, so it starts once); yields its URL."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    # None: wait as long as PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS says, which suits a busy CI box.
-    with prefect_test_harness(server_startup_timeout=None):
-        yield PREFECT_API_URL.value()
 
 
 @pytest.fixture
