@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -93,6 +94,9 @@ def stop_process(proc: subprocess.Popen, grace: float = 10.0, group: bool = True
     """SIGTERM the process (its whole group when it leads one), then SIGKILL it when it outlives `grace` seconds."""
     if proc.poll() is not None:
         return
+    # A process worker starts each flow run in a process group of its own, which signalling the worker's
+    # group misses: note every descendant now, and kill whichever is still alive once the worker is gone.
+    descendants = _descendants(proc.pid)
 
     def send(sig: int) -> None:
         try:
@@ -106,6 +110,20 @@ def stop_process(proc: subprocess.Popen, grace: float = 10.0, group: bool = True
     except subprocess.TimeoutExpired:
         send(signal.SIGKILL)
         proc.wait(timeout=grace)
+    for child in descendants:
+        with contextlib.suppress(Exception):
+            if child.is_running():
+                child.kill()
+
+
+def _descendants(pid: int) -> list:
+    """psutil handles on every process under `pid` ([] without psutil, a dev dependency)."""
+    try:
+        import psutil
+
+        return psutil.Process(pid).children(recursive=True)
+    except Exception:
+        return []
 
 
 @dataclass

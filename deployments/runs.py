@@ -16,6 +16,7 @@ import httpx
 
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 RETRY_CODES = {429, 502, 503}
+PAGE = 200  # PREFECT_SERVER_API_DEFAULT_LIMIT, the most one filter call may ask for
 
 
 @dataclass
@@ -30,7 +31,14 @@ class PrefectAPI:
         deadline = time.monotonic() + self.timeout
         delay = 0.25
         while True:
-            response = httpx.request(method, f"{self.api_url}{path}", json=body, timeout=self.timeout)
+            try:
+                response = httpx.request(method, f"{self.api_url}{path}", json=body, timeout=self.timeout)
+            except (httpx.ConnectError, httpx.ReadTimeout, httpx.RemoteProtocolError):
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)  # a busy or restarting server: try again, like a 503
+                delay = min(delay * 2, 4.0)
+                continue
             if response.status_code not in RETRY_CODES or time.monotonic() + delay > deadline:
                 response.raise_for_status()
                 return response.json()
@@ -49,7 +57,10 @@ class PrefectAPI:
         return self._post(f"/deployments/{deployment_id}/create_flow_run", body)["id"]
 
     def read_runs(self, ids: list[str]) -> list[dict[str, Any]]:
-        runs = self._post("/flow_runs/filter", {"flow_runs": {"id": {"any_": ids}}, "limit": max(len(ids), 1)})
+        runs: list[dict[str, Any]] = []
+        for start in range(0, len(ids), PAGE):  # the server refuses a limit above its default (200)
+            chunk = ids[start : start + PAGE]
+            runs += self._post("/flow_runs/filter", {"flow_runs": {"id": {"any_": chunk}}, "limit": len(chunk)})
         order = {run_id: i for i, run_id in enumerate(ids)}
         return sorted(runs, key=lambda r: order[r["id"]])
 

@@ -19,6 +19,7 @@ from generators.media import run_ffmpeg
 from generators.storage import ArtifactStore
 
 THUMB_WIDTH = 240
+PREVIEW_VERSION = 1  # bump when previews change look, so kept ones are made again
 
 
 def _data_uri(mime: str, data: bytes) -> str:
@@ -118,21 +119,33 @@ async def make_preview(label: str, artifact: Artifact, store: ArtifactStore, ctx
         text = html.escape(artifact.content[:200]).replace("\n", " ").replace("|", "\\|")
         preview.facts = f"“{text}{'…' if len(artifact.content) > 200 else ''}”"
         return preview
+    if isinstance(artifact, ImageArtifact):
+        preview.facts = f"{artifact.width}×{artifact.height} {artifact.format}"
+    elif isinstance(artifact, VideoArtifact):
+        preview.facts = f"{artifact.width}×{artifact.height} {artifact.duration:.1f}s {artifact.fps:g}fps"
+    elif isinstance(artifact, AudioArtifact):
+        preview.facts = f"{artifact.duration:.1f}s {artifact.sample_rate}Hz"
+    else:
+        preview.facts = artifact.format
+        return preview
+    # Previews are kept by content next to the objects: a cached re-run (or the same output listed twice)
+    # shows them again without fetching the media or running ffmpeg.
+    kept = f"previews/{artifact.sha256}-v{PREVIEW_VERSION}.json"
     try:
+        found = await store.read_json(kept)
+        if found and found.get("image"):
+            preview.image = found["image"]
+            return preview
         path = await ctx.resolve_artifact(artifact)
         if isinstance(artifact, ImageArtifact):
             preview.image = await asyncio.to_thread(image_thumbnail, path)
-            preview.facts = f"{artifact.width}×{artifact.height} {artifact.format}"
         elif isinstance(artifact, VideoArtifact):
             preview.image = await video_preview(path, artifact.duration)
-            preview.facts = f"{artifact.width}×{artifact.height} {artifact.duration:.1f}s {artifact.fps:g}fps"
-        elif isinstance(artifact, AudioArtifact):
-            preview.image = await asyncio.to_thread(waveform, path)
-            preview.facts = f"{artifact.duration:.1f}s {artifact.sample_rate}Hz"
         else:
-            preview.facts = artifact.format
+            preview.image = await asyncio.to_thread(waveform, path)
+        await store.write_json(kept, {"image": preview.image})
     except (BoardflowError, OSError) as exc:  # a preview is a nicety: never fail a run over it
-        preview.facts = f"(no preview: {html.escape(str(exc)[:80])})"
+        preview.facts += f" (no preview: {html.escape(str(exc)[:80])})"
     return preview
 
 
