@@ -177,33 +177,37 @@ class Mixer:
         labels: list[str] = []
         index = first_index
         fmt = f"aresample={RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
+        # Every source is padded (or cut) to the output's exact length before it meets another. ffmpeg reads
+        # its inputs on separate threads, and amix/amultiply given sources of different lengths finish by
+        # whichever EOF arrives first: now and then the mix ended with the narration and the music fell silent.
+        fit = f"apad=whole_len={self.samples},atrim=end_sample={self.samples}"
         if self.inputs.video_audio is VideoAudio.KEEP:
             args += ["-vn", "-i", str(self.paths["video"])]
-            graph.append(f"[{index}:a]{fmt}[kept]")
+            graph.append(f"[{index}:a]{fmt},{fit}[kept]")
             labels.append("[kept]")
             index += 1
         if self.inputs.narration is not None:
             args += ["-i", str(self.paths["narration"])]
             delay = round(self.inputs.narration_offset * RATE)
             graph.append(
-                f"[{index}:a]{fmt},volume={self.inputs.narration_volume_db}dB,adelay=delays={delay}S:all=1[narration]"
+                f"[{index}:a]{fmt},volume={self.inputs.narration_volume_db}dB,adelay=delays={delay}S:all=1,{fit}[narration]"
             )
             labels.append("[narration]")
             index += 1
         if self.inputs.music is not None:
             args += (["-stream_loop", "-1"] if self.inputs.loop_music else []) + ["-i", str(self.paths["music"])]
-            chain = f"[{index}:a]{fmt},volume={self.inputs.music_volume_db}dB"
+            chain = f"[{index}:a]{fmt},volume={self.inputs.music_volume_db}dB,{fit}"
             index += 1
             if self.gain_track is not None:
                 args += ["-f", "f32le", "-ar", str(GAIN_RATE), "-ac", "1", "-i", str(self.gain_track)]
                 graph.append(f"{chain}[music_in]")
-                graph.append(f"[{index}:a]{fmt}[duck]")
+                graph.append(f"[{index}:a]{fmt},{fit}[duck]")
                 chain = "[music_in][duck]amultiply"
                 index += 1
             graph.append(f"{chain}[music]")
             labels.append("[music]")
         mixed = (
-            f"{''.join(labels)}amix=inputs={len(labels)}:duration=longest:normalize=0:dropout_transition=0"
+            f"{''.join(labels)}amix=inputs={len(labels)}:duration=first:normalize=0:dropout_transition=0"
             if len(labels) > 1
             else f"{labels[0]}anull"
         )

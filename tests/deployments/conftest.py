@@ -11,10 +11,7 @@ from tests.deployments.kit import POOL, run_cli
 
 @pytest.fixture(scope="package")
 def prefect_server(tmp_path_factory) -> PrefectServer:
-    # No scheduler: `deploy --all` brings the nightly cron in, and a test running across 02:00 London time
-    # must not find its workers busy with a real nightly batch. Schedules are still stored and checked.
-    home = tmp_path_factory.mktemp("deploy-prefect-home")
-    with PrefectServer(home, extra_env={"PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"}) as server:
+    with PrefectServer(tmp_path_factory.mktemp("deploy-prefect-home")) as server:
         yield server
 
 

@@ -60,3 +60,7 @@ def test_deploy_all_matches_prefect_yaml_and_serve(deployed, prefect_server):
         start = datetime.fromisoformat(run["expected_start_time"].replace("Z", "+00:00")).astimezone(london)
         assert (start.hour, start.minute) == (2, 0), run["expected_start_time"]
         assert run["parameters"] == nightly
+    # Schedules proven: pause the nightly so no later test here (nor one running across 02:00 London)
+    # finds the pool's workers busy with a real nightly batch. Pausing deletes the booked runs.
+    httpx.post(f"{prefect_server.api_url}/deployments/{nightly_id}/pause_deployment", timeout=30).raise_for_status()
+    assert wait_until(lambda: not booked() or None, 30, "the paused nightly dropping its booked runs") is True
