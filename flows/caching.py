@@ -40,15 +40,26 @@ def cache_key(generator: BaseGenerator, inputs_json: dict[str, Any]) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+def record_key(store_url: str, key: str) -> str:
+    """The key of Prefect's cache record (and lock) for the result of `key` kept in the store at `store_url`.
+
+    A cached result names its artifacts by their URLs in one store. Pointing boardflow at another store
+    (local → S3, another bucket) must not hand back the old store's URLs, so the record is per store; the
+    result index and the provider journal live in the store itself and use `key` as it is.
+    """
+    return hashlib.sha256(f"{store_url}\n{key}".encode()).hexdigest()
+
+
 @dataclass
 class GeneratorCachePolicy(CachePolicy):
-    """Prefect cache policy keyed by content; SERIALIZABLE isolation makes identical steps run once."""
+    """Prefect cache policy keyed by content and store; SERIALIZABLE isolation makes identical steps run once."""
 
     generator: BaseGenerator | None = None
+    store_url: str = ""
 
     def compute_key(self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs) -> str | None:
         assert self.generator is not None
-        return cache_key(self.generator, inputs["inputs"])
+        return record_key(self.store_url, cache_key(self.generator, inputs["inputs"]))
 
 
 class _LockManager(FileSystemLockManager):

@@ -133,7 +133,9 @@ def generator_task(generator: BaseGenerator, store: ArtifactStore, **overrides: 
         await progress.finish()
         return result
 
-    policy = GeneratorCachePolicy(generator=generator, isolation_level="SERIALIZABLE", lock_manager=lock_manager())
+    policy = GeneratorCachePolicy(
+        generator=generator, store_url=store.root_url, isolation_level="SERIALIZABLE", lock_manager=lock_manager()
+    )
     return task(run_generator).with_options(
         name=generator.name,
         description=generator.description,

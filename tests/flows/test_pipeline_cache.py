@@ -200,6 +200,28 @@ async def test_an_indexed_result_without_a_cache_record_is_reused_not_made_again
     assert objects_after == objects_before, "reusing a result stored its artifacts again"
 
 
+async def test_a_result_cached_in_another_store_is_made_again_in_this_one(
+    prefect_api, data_dir, data_store, registry, monkeypatch
+):
+    """Switching BOARDFLOW_STORE (say local → S3) must not hand back URLs of the store left behind."""
+    from generators.storage import LocalStore
+
+    echo = registry.register(Echo())
+    state, result = await run_spec(CHAIN)
+    assert state.is_completed(), result
+    elsewhere = LocalStore(data_dir / "other-store")
+    monkeypatch.setenv("BOARDFLOW_STORE", elsewhere.root_url)
+
+    state, again = await run_spec(CHAIN)
+    assert state.is_completed(), again
+    assert [r["status"] for r in again["records"]] == ["completed", "completed"]
+    assert again["outputs"]["text"]["storage_url"].startswith(elsewhere.root_url + "/")
+    assert len(echo.calls) == 4
+
+    state, third = await run_spec(CHAIN)  # and in the new store the cache works as before
+    assert [r["status"] for r in third["records"]] == ["cached", "cached"] and len(echo.calls) == 4
+
+
 async def _first_output(store, echo: Echo) -> dict:
     inputs = echo.parse_inputs({"text": "first"}).model_dump(mode="json")
     result = await store.read_json(f"results/{cache_key(echo, inputs)}.json")
