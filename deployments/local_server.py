@@ -30,6 +30,9 @@ OFFLINE_ENV = {
 }
 
 
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -161,6 +164,16 @@ class PrefectServer:
         env.update(PREFECT_HOME=str(self.home), PREFECT_API_URL=self.api_url, PREFECT_UI_URL=self.url)
         return env
 
+    def server_env(self) -> dict[str, str]:
+        """Environment of the `prefect server start` process."""
+        env = self.env(PREFECT_SERVER_API_HOST=self.host, PREFECT_SERVER_API_PORT=str(self.port))
+        if self.host in WILDCARD_HOSTS and not os.environ.get("PREFECT_UI_API_URL"):
+            # The UI's pages call the API from the browser. Left alone, the server tells them it is at
+            # http://0.0.0.0:PORT/api, which a browser on another machine cannot reach; a relative /api
+            # is the server the page came from, whatever name the browser used.
+            env["PREFECT_UI_API_URL"] = "/api"
+        return env
+
     def start(self) -> PrefectServer:
         self.home.mkdir(parents=True, exist_ok=True)
         if not port_is_free(self.host, self.port):
@@ -170,7 +183,7 @@ class PrefectServer:
                 hint="Pick another with --port, or point PREFECT_API_URL at the server already running there.",
             )
         args = [prefect_executable(), "server", "start", "--host", self.host, "--port", str(self.port)]
-        env = self.env(PREFECT_SERVER_API_HOST=self.host, PREFECT_SERVER_API_PORT=str(self.port))
+        env = self.server_env()
         if self.attached:
             self.proc = subprocess.Popen([*args, "--analytics-off"], env=env)
         else:

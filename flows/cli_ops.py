@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -38,18 +39,24 @@ def server(
     ] = None,
 ) -> None:
     """Run `prefect server start` in the foreground and print where it listens."""
-    from deployments.local_server import PrefectServer
+    from deployments.local_server import WILDCARD_HOSTS, PrefectServer
 
     local = PrefectServer(home or _default_home(), host=host, port=port, attached=True)
     try:
         local.start()
     except (BoardflowError, TimeoutError) as exc:
         fail(exc)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = "127.0.0.1" if host in WILDCARD_HOSTS else host
     console.print(f"[bold green]Prefect UI:[/] http://{shown}:{port}/  (V2; the run links in flow logs open V1)")
     console.print(
         f"Point boardflow and workers at it:  [bold]export PREFECT_API_URL=http://{shown}:{port}/api[/]", soft_wrap=True
     )
+    if host in WILDCARD_HOSTS:
+        console.print(
+            f"From other machines use this machine's name or address instead of {shown}, "
+            f"e.g. http://{socket.gethostname()}:{port}/ and http://{socket.gethostname()}:{port}/api",
+            soft_wrap=True,
+        )
     try:
         code = local.proc.wait()
     except KeyboardInterrupt:

@@ -1,0 +1,23 @@
+"""`boardflow server`'s environment for the Prefect server process (no server is started here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from deployments.local_server import PrefectServer
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_a_server_on_every_interface_tells_the_ui_a_relative_api(tmp_path, monkeypatch, host):
+    monkeypatch.delenv("PREFECT_UI_API_URL", raising=False)
+    env = PrefectServer(tmp_path, host=host, port=4200).server_env()
+    assert env["PREFECT_UI_API_URL"] == "/api"  # not http://0.0.0.0:4200/api, unreachable from other machines
+    assert env["PREFECT_SERVER_API_HOST"] == host
+
+
+def test_a_loopback_server_and_a_users_own_ui_api_url_are_left_alone(tmp_path, monkeypatch):
+    monkeypatch.delenv("PREFECT_UI_API_URL", raising=False)
+    assert "PREFECT_UI_API_URL" not in PrefectServer(tmp_path, port=4200).server_env()
+    monkeypatch.setenv("PREFECT_UI_API_URL", "https://prefect.studio.example/api")
+    env = PrefectServer(tmp_path, host="0.0.0.0", port=4200).server_env()
+    assert env["PREFECT_UI_API_URL"] == "https://prefect.studio.example/api"
