@@ -114,6 +114,10 @@ class BaseGenerator(ABC):
                 return Availability(
                     False, f"{cred.env_var} is not set.", f"Set {cred.env_var}{block}; get a key at {cred.signup_url}"
                 )
+            from .credentials import block_problem  # credentials imports this module
+
+            if (problem := block_problem(cred)) is not None:
+                return Availability(False, problem.message, problem.hint or "")
         return Availability(True)
 
     def parse_inputs(self, raw: BaseModel | dict[str, Any], *, where: str = "") -> BaseModel:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 
 from pydantic import SecretStr
 
 from .base import Credential
-from .errors import ConfigurationError, MissingCredentialError
+from .errors import BoardflowError, ConfigurationError, MissingCredentialError
 
 # (credential, block name or None) -> the key, or None when this source does not have it.
 SecretSource = Callable[[Credential, "str | None"], "str | SecretStr | None"]
@@ -69,6 +70,36 @@ def get_secret(credential: Credential) -> SecretStr:
         signup_url=credential.signup_url,
         block_type=credential.block_type,
     )
+
+
+_BLOCK_CHECK_SECONDS = 10.0
+_block_checks: dict[tuple[str, str, str], tuple[float, BoardflowError | None]] = {}
+
+
+def block_problem(credential: Credential) -> BoardflowError | None:
+    """Why the block named by `<ENV_VAR>_BLOCK` gives no key (None when it does, or when none is named).
+
+    For availability listings and pipeline checks: a block name that points nowhere must fail before any
+    spend, not when the step runs. The answer is remembered for a few seconds per block and API, so a
+    listing of thirty generators asks the API once per provider.
+    """
+    block = os.environ.get(f"{credential.env_var}_BLOCK", "").strip()
+    if not block or os.environ.get(credential.env_var, "").strip():
+        return None
+    key = (credential.env_var, block, os.environ.get("PREFECT_API_URL", ""))
+    now = time.monotonic()
+    with _lock:
+        checked = _block_checks.get(key)
+    if checked and now - checked[0] < _BLOCK_CHECK_SECONDS:
+        return checked[1]
+    try:
+        get_secret(credential)
+        problem = None
+    except BoardflowError as exc:
+        problem = exc
+    with _lock:
+        _block_checks[key] = (time.monotonic(), problem)
+    return problem
 
 
 def redact(text: str, *secrets: str | SecretStr) -> str:

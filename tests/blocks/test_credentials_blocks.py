@@ -71,6 +71,22 @@ async def test_a_block_name_that_does_not_exist_says_how_to_save_one(prefect_api
     assert "FalCredentials(api_key=...).save('no-such-block')" in caught.value.hint
 
 
+async def test_a_pipeline_naming_a_missing_block_is_refused_before_any_spend(prefect_api, fake, monkeypatch):
+    from flows.spec import PipelineSpec
+    from flows.validate import PipelineValidationError, validate
+    from generators.registry import get_registry
+
+    monkeypatch.delenv("FAL_KEY")
+    monkeypatch.setenv("FAL_KEY_BLOCK", unique("typo-fal"))
+    spec = PipelineSpec.parse(
+        {"name": "one-still", "steps": {"still": {"generator": "fal/flux-dev", "inputs": {"prompt": "a kite"}}}}
+    )
+    with pytest.raises(PipelineValidationError) as caught:
+        validate(spec, get_registry())
+    assert "no fal-credentials block of that name" in str(caught.value) and "still" in str(caught.value)
+    assert fake.submissions("fal") == []
+
+
 async def test_the_env_var_is_used_when_no_block_is_named(prefect_api, fake, store):
     async with GeneratorContext(store, run_id="block-run", cache_key=unique("step")) as ctx:
         await hosted("fal/flux-dev").run({"prompt": "a kite", "image_size": "square"}, ctx)

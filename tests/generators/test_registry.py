@@ -14,6 +14,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from generators.base import BaseGenerator, Credential
+from generators.credentials import register_secret_source, unregister_secret_source
 from generators.errors import ConfigurationError, GeneratorNotFoundError
 from generators.registry import ENTRY_POINT_GROUP, Registry, get_registry, reset_registry
 
@@ -107,8 +108,21 @@ def test_a_missing_credential_lists_the_generator_unavailable_with_the_env_var_a
     monkeypatch.setenv("BOARDFLOW_TEST_EXAMPLE_KEY", "sk-test")
     assert registry.get("example/model").availability().ok
     monkeypatch.delenv("BOARDFLOW_TEST_EXAMPLE_KEY")
-    monkeypatch.setenv("BOARDFLOW_TEST_EXAMPLE_KEY_BLOCK", "my-saved-block")  # a saved block counts too
-    assert registry.get("example/model").availability().ok
+    saved = {"my-saved-block": "example-key-from-a-block"}
+
+    def blocks(credential: Credential, block: str | None) -> str | None:  # stands in for Prefect's blocks
+        return saved.get(block) if credential.env_var == "BOARDFLOW_TEST_EXAMPLE_KEY" and block else None
+
+    register_secret_source(blocks)
+    try:
+        monkeypatch.setenv("BOARDFLOW_TEST_EXAMPLE_KEY_BLOCK", "my-saved-block")  # a saved block counts too
+        assert registry.get("example/model").availability().ok
+        # A block name that points nowhere is unavailable now, with the fix, not a failure when the step runs.
+        monkeypatch.setenv("BOARDFLOW_TEST_EXAMPLE_KEY_BLOCK", "no-such-block")
+        avail = registry.get("example/model").availability()
+        assert not avail.ok and "'no-such-block'" in avail.reason and "example-credentials" in avail.fix
+    finally:
+        unregister_secret_source(blocks)
 
 
 @pytest.mark.parametrize("module", ["boardflow_no_such_module", "boardflow_no_such_package.submodule"])
