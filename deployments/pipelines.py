@@ -50,6 +50,7 @@ async def run_named_pipeline(
     params: dict[str, Any] | None = None,
     refresh: bool = False,
     store_url: str | None = None,
+    store_block: str | None = None,
 ) -> dict[str, Any]:
     """Run one shipped pipeline with these params; the worker's BOARDFLOW_STORE decides where outputs go.
 
@@ -58,6 +59,7 @@ async def run_named_pipeline(
         params: The pipeline's params (see `boardflow plan PIPELINE`); missing ones take their defaults.
         refresh: Run every step even when a cached result exists.
         store_url: Artifact store for this run (default: the worker's BOARDFLOW_STORE).
+        store_block: Name of a saved artifact-store block to use instead of `store_url`.
     """
     spec = load_named_spec(pipeline)
-    return await execute_pipeline(spec.model_dump(mode="json"), params or {}, refresh, store_url)
+    return await execute_pipeline(spec.model_dump(mode="json"), params or {}, refresh, store_url, store_block)

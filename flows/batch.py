@@ -24,7 +24,7 @@ from generators.base import BaseGenerator, GeneratorResult
 from generators.errors import BoardflowError, BudgetExceededError, InputError
 from generators.registry import Registry, get_registry
 from generators.settings import get_settings
-from generators.storage import ArtifactStore, open_store
+from generators.storage import ArtifactStore
 
 from . import batch_results, costs
 from .batch_limits import ProviderSlots, SharedBudget, ensure_provider_limits
@@ -41,7 +41,7 @@ from .batch_rows import (
     row_params,
 )
 from .caching import cache_key
-from .pipeline import PipelineFailedError, PipelineRunner
+from .pipeline import PipelineFailedError, PipelineRunner, open_run_store
 from .spec import PipelineSpec
 from .validate import validate
 
@@ -215,7 +215,7 @@ async def execute_batch(
         raise InputError(f"concurrency must be at least 1, got {concurrency}.")
     model = load_spec(spec)
     registry = get_registry()
-    store = await _open_store(store_url, store_block)
+    store = await open_run_store(store_url, store_block)
     numbered = list(enumerate(read_rows(rows), start=1))
     if only_failed:
         wanted = batch_results.failed_rows(only_failed, model.name, len(numbered))
@@ -311,15 +311,6 @@ def load_spec(spec: dict[str, Any] | str | PipelineSpec) -> PipelineSpec:
     if not path.exists() and (PIPELINES_DIR / f"{spec}.yaml").exists():
         path = PIPELINES_DIR / f"{spec}.yaml"
     return PipelineSpec.load(path)
-
-
-async def _open_store(store_url: str | None, store_block: str | None) -> ArtifactStore:
-    if store_block:
-        from blocks.storage import ArtifactStoreBlock
-
-        block = await ArtifactStoreBlock.aload(store_block)
-        return block.get_store()
-    return open_store(store_url)
 
 
 def _default_results_path(pipeline: str) -> Path:

@@ -247,21 +247,39 @@ def _flow_run_name() -> str:
 
 @flow(name="boardflow-pipeline", flow_run_name=_flow_run_name, validate_parameters=False)
 async def run_pipeline(
-    spec: dict[str, Any], params: dict[str, Any] | None = None, refresh: bool = False, store_url: str | None = None
+    spec: dict[str, Any],
+    params: dict[str, Any] | None = None,
+    refresh: bool = False,
+    store_url: str | None = None,
+    store_block: str | None = None,
 ) -> dict[str, Any]:
     """Validate, plan (refusing a plan over max_cost_usd), run every step, and publish costs and previews."""
-    return await execute_pipeline(spec, params, refresh, store_url)
+    return await execute_pipeline(spec, params, refresh, store_url, store_block)
+
+
+async def open_run_store(store_url: str | None = None, store_block: str | None = None) -> ArtifactStore:
+    """The artifact store of a run: a saved artifact-store block by name, else a URL, else BOARDFLOW_STORE."""
+    if store_block:
+        from blocks.storage import ArtifactStoreBlock
+
+        block = await ArtifactStoreBlock.aload(store_block)
+        return block.get_store()
+    return open_store(store_url)
 
 
 async def execute_pipeline(
-    spec: dict[str, Any], params: dict[str, Any] | None = None, refresh: bool = False, store_url: str | None = None
+    spec: dict[str, Any],
+    params: dict[str, Any] | None = None,
+    refresh: bool = False,
+    store_url: str | None = None,
+    store_block: str | None = None,
 ) -> dict[str, Any]:
     """The body of a pipeline flow; call it from inside any flow run."""
     from .previews import publish_previews
 
     model = PipelineSpec.parse(spec)
     registry = get_registry()
-    store = open_store(store_url)
+    store = await open_run_store(store_url, store_block)
     values = model.resolve_params(params or {})
     order = validate(model, registry, values)
     plan = await make_plan(model, order, values, registry, store, refresh)

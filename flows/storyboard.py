@@ -39,8 +39,13 @@ async def storyboard(
     seed: int = 7,
     refresh: bool = False,
     store_url: str | None = None,
+    store_block: str | None = None,
 ) -> dict[str, Any]:
-    """Make one narrated, scored video from scenes (the built-in four scenes when none are given)."""
+    """Make one narrated, scored video from scenes (the built-in four scenes when none are given).
+
+    Outputs go to the artifact-store block named `store_block` when given, else to `store_url`, else to the
+    worker's BOARDFLOW_STORE.
+    """
     params: dict[str, Any] = {
         "voice": voice,
         "mood": mood,
@@ -51,4 +56,4 @@ async def storyboard(
     }
     if scenes:
         params["scenes"] = [s.model_dump() if isinstance(s, BaseModel) else dict(s) for s in scenes]
-    return await execute_pipeline(load_spec().model_dump(mode="json"), params, refresh, store_url)
+    return await execute_pipeline(load_spec().model_dump(mode="json"), params, refresh, store_url, store_block)

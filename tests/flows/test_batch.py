@@ -291,6 +291,33 @@ async def test_a_batch_keeps_its_artifacts_where_the_store_block_says(
     assert body["Body"].read().decode() == "! | kept on s3"
 
 
+async def test_the_pipeline_deployments_flow_keeps_its_artifacts_where_the_store_block_says(
+    prefect_api, data_dir, registry, tmp_path, s3_endpoint, s3_bucket
+):
+    """`deployments/pipelines.py:run_named_pipeline` (the `pipeline` deployment) takes store_block like a batch."""
+    import boto3
+    import yaml
+
+    from blocks import ArtifactStoreBlock
+    from deployments.pipelines import run_named_pipeline
+
+    registry.register(Echo("test/echo", provider="local"))
+    registry.register(Echo("test/tail", provider="local"))
+    name = f"run-store-{uuid.uuid4().hex[:8]}"
+    await ArtifactStoreBlock(bucket=s3_bucket, prefix="runs", endpoint_url=s3_endpoint).asave(name)
+    spec_path = tmp_path / "echo.yaml"
+    spec_path.write_text(yaml.safe_dump(echo_spec()))
+    state = await run_named_pipeline(
+        pipeline=str(spec_path), params={"text": "one run on s3"}, store_block=name, return_state=True
+    )
+    assert state.is_completed(), await state.result(raise_on_failure=False)
+    result = await state.result()
+    url = next(iter(result["outputs"].values()))["storage_url"]
+    assert url.startswith(f"s3://{s3_bucket}/runs/objects/")
+    body = boto3.client("s3", endpoint_url=s3_endpoint).get_object(Bucket=s3_bucket, Key=url.split("/", 3)[3])
+    assert body["Body"].read().decode() == "! | one run on s3"
+
+
 def test_batch_command_shows_the_plan_and_skipped_rows_and_strict_runs_nothing(
     prefect_api, data_dir, registry, tmp_path
 ):
