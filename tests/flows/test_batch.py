@@ -270,52 +270,55 @@ async def test_example_csv_makes_real_slides_and_a_rerun_comes_from_cache(prefec
     assert list(pd.read_csv(tmp_path / "again.csv")["output_urls"]) == list(table["output_urls"])
 
 
-async def test_a_batch_keeps_its_artifacts_where_the_store_block_says(
-    prefect_api, data_dir, registry, tmp_path, s3_endpoint, s3_bucket
-):
-    import boto3
-
+async def _s3_store_block(registry, s3_endpoint: str, s3_bucket: str, prefix: str) -> str:
+    """Registers the echo pipeline's generators and saves an S3 artifact-store block; returns its name."""
     from blocks import ArtifactStoreBlock
 
     registry.register(Echo("test/echo", provider="local"))
     registry.register(Echo("test/tail", provider="local"))
-    name = f"batch-store-{uuid.uuid4().hex[:8]}"
-    await ArtifactStoreBlock(bucket=s3_bucket, prefix="nightly", endpoint_url=s3_endpoint).asave(name)
+    name = f"{prefix}-store-{uuid.uuid4().hex[:8]}"
+    await ArtifactStoreBlock(bucket=s3_bucket, prefix=prefix, endpoint_url=s3_endpoint).asave(name)
+    return name
+
+
+def _s3_text(s3_endpoint: str, s3_bucket: str, url: str) -> str:
+    import boto3
+
+    body = boto3.client("s3", endpoint_url=s3_endpoint).get_object(Bucket=s3_bucket, Key=url.split("/", 3)[3])
+    return body["Body"].read().decode()
+
+
+async def test_a_batch_keeps_its_artifacts_where_the_store_block_says(
+    prefect_api, data_dir, registry, tmp_path, s3_endpoint, s3_bucket
+):
+    name = await _s3_store_block(registry, s3_endpoint, s3_bucket, "nightly")
     state, result = await run_batch(
         spec=echo_spec(), rows=[{"text": "kept on s3"}], store_block=name, results_path=str(tmp_path / "s3")
     )
     assert state.is_completed(), result
     (url,) = pd.read_csv(tmp_path / "s3.csv")["output_urls"]
     assert url.startswith(f"s3://{s3_bucket}/nightly/objects/")
-    body = boto3.client("s3", endpoint_url=s3_endpoint).get_object(Bucket=s3_bucket, Key=url.split("/", 3)[3])
-    assert body["Body"].read().decode() == "! | kept on s3"
+    assert _s3_text(s3_endpoint, s3_bucket, url) == "! | kept on s3"
 
 
 async def test_the_pipeline_deployments_flow_keeps_its_artifacts_where_the_store_block_says(
     prefect_api, data_dir, registry, tmp_path, s3_endpoint, s3_bucket
 ):
     """`deployments/pipelines.py:run_named_pipeline` (the `pipeline` deployment) takes store_block like a batch."""
-    import boto3
     import yaml
 
-    from blocks import ArtifactStoreBlock
     from deployments.pipelines import run_named_pipeline
 
-    registry.register(Echo("test/echo", provider="local"))
-    registry.register(Echo("test/tail", provider="local"))
-    name = f"run-store-{uuid.uuid4().hex[:8]}"
-    await ArtifactStoreBlock(bucket=s3_bucket, prefix="runs", endpoint_url=s3_endpoint).asave(name)
+    name = await _s3_store_block(registry, s3_endpoint, s3_bucket, "runs")
     spec_path = tmp_path / "echo.yaml"
     spec_path.write_text(yaml.safe_dump(echo_spec()))
     state = await run_named_pipeline(
         pipeline=str(spec_path), params={"text": "one run on s3"}, store_block=name, return_state=True
     )
     assert state.is_completed(), await state.result(raise_on_failure=False)
-    result = await state.result()
-    url = next(iter(result["outputs"].values()))["storage_url"]
+    url = (await state.result())["outputs"]["text"]["storage_url"]
     assert url.startswith(f"s3://{s3_bucket}/runs/objects/")
-    body = boto3.client("s3", endpoint_url=s3_endpoint).get_object(Bucket=s3_bucket, Key=url.split("/", 3)[3])
-    assert body["Body"].read().decode() == "! | one run on s3"
+    assert _s3_text(s3_endpoint, s3_bucket, url) == "! | one run on s3"
 
 
 def test_batch_command_shows_the_plan_and_skipped_rows_and_strict_runs_nothing(
