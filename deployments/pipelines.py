@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,18 @@ from flows.pipeline import execute_pipeline
 from flows.spec import PipelineSpec
 from generators.errors import ConfigurationError
 
+_GENERATED_NAME = re.compile(r"[a-z]+-[a-z]+")  # Prefect names an unnamed run with two words, "crafty-heron"
+
+
+def run_name(current: str | None, pipeline: str | None) -> str:
+    """The run's name: the one its caller gave (a batch fan-out's "slideshow · row 3") or the pipeline's."""
+    if current and not _GENERATED_NAME.fullmatch(current):
+        return current
+    return str(pipeline or "pipeline")
+
 
 def _run_name() -> str:
-    return str(flow_run.parameters.get("pipeline") or "pipeline")
+    return run_name(flow_run.name, flow_run.parameters.get("pipeline"))
 
 
 PIPELINES_DIR = Path(__file__).resolve().parents[1] / "pipelines"

@@ -1,10 +1,11 @@
-"""`boardflow server`'s environment for the Prefect server process (no server is started here)."""
+"""`boardflow server`'s environment and the pipeline deployment's run names (no server is started here)."""
 
 from __future__ import annotations
 
 import pytest
 
 from deployments.local_server import PrefectServer
+from deployments.pipelines import run_name
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
@@ -21,3 +22,9 @@ def test_a_loopback_server_and_a_users_own_ui_api_url_are_left_alone(tmp_path, m
     monkeypatch.setenv("PREFECT_UI_API_URL", "https://prefect.studio.example/api")
     env = PrefectServer(tmp_path, host="0.0.0.0", port=4200).server_env()
     assert env["PREFECT_UI_API_URL"] == "https://prefect.studio.example/api"
+
+
+def test_a_pipeline_run_keeps_the_name_its_caller_gave_and_is_named_after_its_pipeline_otherwise():
+    assert run_name("slideshow · row 3", "slideshow") == "slideshow · row 3"
+    assert run_name("crafty-heron", "slideshow") == "slideshow"  # Prefect's own name for an unnamed run
+    assert run_name(None, None) == "pipeline"
