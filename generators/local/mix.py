@@ -214,8 +214,7 @@ class Mixer:
         fades = [f"afade=t=in:d={self.inputs.fade_in}:curve=qsin"] if self.inputs.fade_in else []
         if self.inputs.fade_out:
             fades.append(f"afade=t=out:st={self.duration - self.inputs.fade_out}:d={self.inputs.fade_out}:curve=qsin")
-        tail = ",".join([f"apad=whole_len={self.samples}", f"atrim=end_sample={self.samples}", *fades])
-        graph.append(f"{mixed},{tail}[mixed]")
+        graph.append(f"{','.join([mixed, *fades])}[mixed]")  # every source is already the output's length
         return args, ";".join(graph)
 
     def measure_args(self, metadata: Path) -> list[str]:
