@@ -36,7 +36,7 @@ os.environ.update(
 os.environ.pop("PREFECT_API_URL", None)
 
 import flows  # noqa: E402, F401  (offline-safe Prefect defaults)
-from flows.batch import batch  # noqa: E402
+from flows.batch.flow import batch  # noqa: E402
 
 TARGET_RERUN_RATIO = 0.15
 MOTIONS = ["zoom-in", "pan-right", "zoom-out", "pan-left", "pan-up", "pan-down"]

@@ -54,28 +54,32 @@ def cpu_seconds() -> float:
 
 # -- child side -------------------------------------------------------------------------------------------
 async def run_direct(params: dict[str, Any]) -> dict[str, Any]:
-    from flows.pipeline import PipelineRunner
+    from flows.pipeline import PipelineRunner, make_plan
     from flows.storyboard import load_spec
-    from flows.validate import validate
+    from flows.pipeline.validate import validate
     from generators.context import GeneratorContext
     from generators.registry import get_registry
     from generators.storage import open_store
 
-    class DirectRunner(PipelineRunner):
-        """The pipeline's scheduling, with each step one plain generator call instead of a Prefect task."""
+    class DirectExecutor:
+        """Each step one plain generator call instead of a Prefect task; the runner's scheduling is the same."""
 
-        async def _run_generator(self, gen, name, label, raw, overrides, fallback):
-            inputs = gen.parse_inputs(raw, where=label)
-            async with self._limit(gen.provider), GeneratorContext(self.store, step=label) as ctx:
-                result = await gen.run(inputs, ctx)
+        def __init__(self, store) -> None:
+            self.store = store
+            self.compute: list[float] = []
+
+        async def run(self, call, refresh):
+            async with GeneratorContext(self.store, step=call.label) as ctx:
+                result = await call.generator.run(call.inputs, ctx, estimate=call.estimate)
             self.compute.append(result.compute_seconds)
-            return result
+            return result, False
 
-    spec, registry = load_spec(), get_registry()
+    spec, registry, store = load_spec(), get_registry(), open_store()
     values = spec.resolve_params(params)
-    runner = DirectRunner(spec, validate(spec, registry, values), values, registry, open_store())
-    runner.compute = []
+    executor = DirectExecutor(store)
     started, cpu = time.perf_counter(), cpu_seconds()
+    plan = await make_plan(spec, validate(spec, registry, values), values, registry, store)
+    runner = PipelineRunner(spec, plan, registry, store, executor=executor)
     await runner.run()
     seconds = time.perf_counter() - started
     if runner.failures:
@@ -83,8 +87,8 @@ async def run_direct(params: dict[str, Any]) -> dict[str, Any]:
     return {
         "seconds": seconds,
         "cpu": cpu_seconds() - cpu,
-        "steps": len(runner.compute),
-        "compute": sum(runner.compute),
+        "steps": len(executor.compute),
+        "compute": sum(executor.compute),
     }
 
 
@@ -101,7 +105,7 @@ async def run_prefect(params: dict[str, Any], ephemeral: bool) -> dict[str, Any]
             raise SystemExit("the Prefect API is not healthy")
     startup = time.perf_counter() - started if ephemeral else 0.0
     started, cpu = time.perf_counter(), cpu_seconds()
-    result = await run_pipeline(spec=load_spec().model_dump(mode="json"), params=params)
+    result = (await run_pipeline(spec=load_spec(), params=params)).model_dump(mode="json")
     seconds = time.perf_counter() - started
     records = result["records"]
     return {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import flows  # noqa: F401  (offline-safe Prefect defaults, results under the data folder, before prefect loads)
@@ -12,10 +11,9 @@ import flows  # noqa: F401  (offline-safe Prefect defaults, results under the da
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.caching import result_storage_path
-from flows.pipeline import execute_pipeline
-from flows.spec import PipelineSpec
-from generators.errors import ConfigurationError
+from flows.engine.caching import result_storage_path
+from flows.pipeline.flow import PipelineRun, execute_pipeline
+from flows.pipeline.spec import PipelineSpec
 
 _GENERATED_NAME = re.compile(r"[a-z]+-[a-z]+")  # Prefect names an unnamed run with two words, "crafty-heron"
 
@@ -29,20 +27,6 @@ def run_name(current: str | None, pipeline: str | None) -> str:
 
 def _run_name() -> str:
     return run_name(flow_run.name, flow_run.parameters.get("pipeline"))
-
-
-PIPELINES_DIR = Path(__file__).resolve().parents[1] / "pipelines"
-
-
-def load_named_spec(pipeline: str) -> PipelineSpec:
-    named = PIPELINES_DIR / f"{pipeline}.yaml"
-    path = named if named.exists() else Path(pipeline)
-    if not path.exists():
-        raise ConfigurationError(
-            f"No pipeline {pipeline!r}: {path} does not exist.",
-            hint="Use a file name from pipelines/ without .yaml (e.g. slideshow), or a path relative to the project.",
-        )
-    return PipelineSpec.load(path)
 
 
 # The result (outputs, cost records) persists as JSON beside the task results (the worker's BOARDFLOW_DATA_DIR),
@@ -61,7 +45,7 @@ async def run_named_pipeline(
     refresh: bool = False,
     store_url: str | None = None,
     store_block: str | None = None,
-) -> dict[str, Any]:
+) -> PipelineRun:
     """Run one shipped pipeline with these params; the worker's BOARDFLOW_STORE decides where outputs go.
 
     Args:
@@ -71,5 +55,4 @@ async def run_named_pipeline(
         store_url: Artifact store for this run (default: the worker's BOARDFLOW_STORE).
         store_block: Name of a saved artifact-store block to use instead of `store_url`.
     """
-    spec = load_named_spec(pipeline)
-    return await execute_pipeline(spec.model_dump(mode="json"), params or {}, refresh, store_url, store_block)
+    return await execute_pipeline(PipelineSpec.resolve(pipeline), params or {}, refresh, store_url, store_block)

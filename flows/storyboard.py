@@ -6,16 +6,15 @@ deployment or a Python caller gets parameter validation and a form in the Prefec
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
 from pydantic import BaseModel, Field
 
-from .pipeline import execute_pipeline
-from .spec import PipelineSpec
+from flows.pipeline.flow import PipelineRun, execute_pipeline
+from flows.pipeline.spec import PIPELINES_DIR, PipelineSpec
 
-SPEC_PATH = Path(__file__).resolve().parents[1] / "pipelines" / "storyboard.yaml"
+SPEC_PATH = PIPELINES_DIR / "storyboard.yaml"
 
 
 class Scene(BaseModel):
@@ -40,7 +39,7 @@ async def storyboard(
     refresh: bool = False,
     store_url: str | None = None,
     store_block: str | None = None,
-) -> dict[str, Any]:
+) -> PipelineRun:
     """Make one narrated, scored video from scenes (the built-in four scenes when none are given).
 
     Outputs go to the artifact-store block named `store_block` when given, else to `store_url`, else to the
@@ -56,4 +55,4 @@ async def storyboard(
     }
     if scenes:
         params["scenes"] = [s.model_dump() if isinstance(s, BaseModel) else dict(s) for s in scenes]
-    return await execute_pipeline(load_spec().model_dump(mode="json"), params, refresh, store_url, store_block)
+    return await execute_pipeline(load_spec(), params, refresh, store_url, store_block)

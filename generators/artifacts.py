@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the bytes, hex.")]
 
@@ -74,3 +75,28 @@ AnyArtifact = Annotated[
 ARTIFACT_CLASSES: dict[str, type[Artifact]] = {
     cls.artifact_type: cls for cls in (ImageArtifact, VideoArtifact, AudioArtifact, TextArtifact, LoRAArtifact)
 }
+
+_ANY_ARTIFACT: TypeAdapter[Artifact] = TypeAdapter(AnyArtifact)
+
+
+def is_artifact(value: object) -> bool:
+    """An artifact, or its JSON form (a mapping with `kind` and `sha256`)."""
+    return isinstance(value, Artifact) or (isinstance(value, dict) and "kind" in value and "sha256" in value)
+
+
+def as_artifact(value: Artifact | dict) -> Artifact:
+    return value if isinstance(value, Artifact) else _ANY_ARTIFACT.validate_python(value)
+
+
+def output_artifacts(outputs: Mapping[str, object]) -> list[tuple[str, int | None, Artifact]]:
+    """(output name, index within a list output or None, artifact) for every artifact among `outputs`.
+
+    The one walk over outputs that may be artifacts, lists of them, or plain values, in field order.
+    """
+    found: list[tuple[str, int | None, Artifact]] = []
+    for name, value in outputs.items():
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            if is_artifact(item):
+                found.append((name, index, as_artifact(item)))  # type: ignore[arg-type]
+    return found

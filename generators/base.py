@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from .artifacts import AnyArtifact, Artifact
+from .artifacts import Artifact, output_artifacts
 from .errors import InputValidationError, block_alternative
 
 if TYPE_CHECKING:
     from .context import GeneratorContext
-
-_ARTIFACT = TypeAdapter(AnyArtifact)
 
 
 @dataclass(frozen=True)
@@ -62,12 +60,7 @@ class GeneratorResult(BaseModel):
 
     def artifacts(self) -> list[Artifact]:
         """Every artifact in the outputs, in field order (lists flattened)."""
-        found: list[Artifact] = []
-        for value in self.outputs.values():
-            for item in value if isinstance(value, list) else [value]:
-                if isinstance(item, dict) and "kind" in item and "sha256" in item:
-                    found.append(_ARTIFACT.validate_python(item))
-        return found
+        return [artifact for _, _, artifact in output_artifacts(self.outputs)]
 
     @property
     def primary(self) -> Artifact:
@@ -131,10 +124,17 @@ class BaseGenerator(ABC):
         except ValidationError as exc:
             raise InputValidationError.from_pydantic(self.name, exc, where=where) from exc
 
-    async def run(self, raw_inputs: BaseModel | dict[str, Any], context: GeneratorContext) -> GeneratorResult:
-        """Validate, estimate, generate, and wrap the outputs with cost and timing."""
+    async def run(
+        self, raw_inputs: BaseModel | dict[str, Any], context: GeneratorContext, *, estimate: Decimal | None = None
+    ) -> GeneratorResult:
+        """Validate, estimate, generate, and wrap the outputs with cost and timing.
+
+        An orchestrator that has already validated the inputs and estimated them passes both in (the
+        validated model is taken as it is), so neither is worked out twice.
+        """
         inputs = self.parse_inputs(raw_inputs)
-        estimate = await self.estimate_cost(inputs)
+        if estimate is None:
+            estimate = await self.estimate_cost(inputs)
         context.bind(generator=self.name, input_artifacts=collect_artifacts(inputs))
         started = time.perf_counter()
         output = await self.generate(inputs, context)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import difflib
 import logging
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -139,11 +141,25 @@ def _as_generators(value) -> Iterable[BaseGenerator]:
 
 
 _default: Registry | None = None
+_current: ContextVar[Registry | None] = ContextVar("boardflow_registry", default=None)
+
+
+@contextmanager
+def use_registry(registry: Registry) -> Iterator[Registry]:
+    """Inside this block (and the tasks and flows it starts), `get_registry()` answers `registry`."""
+    token = _current.set(registry)
+    try:
+        yield registry
+    finally:
+        _current.reset(token)
 
 
 def get_registry() -> Registry:
-    """The process-wide registry: built-in generators, then plugins, then the config file."""
+    """The registry in use: the one `use_registry` set for this context, else the process-wide one
+    (built-in generators, then plugins, then the config file)."""
     global _default
+    if (current := _current.get()) is not None:
+        return current
     if _default is None:
         registry = Registry()
         from . import builtin

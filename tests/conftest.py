@@ -6,6 +6,7 @@ import ipaddress
 import os
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,35 @@ def _loopback_only_connect(self, address):
 
 
 socket.socket.connect = _loopback_only_connect
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh BOARDFLOW_DATA_DIR: its own artifact store, result index, Prefect cache records and locks."""
+    path = tmp_path / "data"
+    monkeypatch.setenv("BOARDFLOW_DATA_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def data_store(data_dir: Path):
+    """The artifact store a pipeline run in `data_dir` uses by default."""
+    from generators.storage import LocalStore
+
+    return LocalStore(data_dir / "store")
+
+
+@pytest.fixture
+def registry() -> Iterator:
+    """A fresh registry of the built-in generators, in use for the test (`use_registry`); tests add their own."""
+    from generators import builtin
+    from generators.registry import Registry, use_registry
+
+    fresh = Registry()
+    for gen in builtin.generators():
+        fresh.register(gen)
+    with use_registry(fresh):
+        yield fresh
 
 
 @pytest.fixture

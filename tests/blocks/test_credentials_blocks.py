@@ -72,8 +72,8 @@ async def test_a_block_name_that_does_not_exist_says_how_to_save_one(prefect_api
 
 
 async def test_a_pipeline_naming_a_missing_block_is_refused_before_any_spend(prefect_api, fake, monkeypatch):
-    from flows.spec import PipelineSpec
-    from flows.validate import PipelineValidationError, validate
+    from flows.pipeline.spec import PipelineSpec
+    from flows.pipeline.validate import PipelineValidationError, validate
     from generators.registry import get_registry
 
     monkeypatch.delenv("FAL_KEY")

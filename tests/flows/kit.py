@@ -121,11 +121,21 @@ def tiny_spec(name: str = "tiny") -> dict[str, Any]:
 
 
 async def run_spec(spec: dict[str, Any], **kwargs: Any) -> tuple[Any, Any]:
-    """Run the pipeline flow; (final state, its result or the exception it failed with)."""
-    from flows.pipeline import run_pipeline
+    """Run the pipeline flow; (final state, its result as JSON — what a deployment's caller reads — or the
+    exception it failed with)."""
+    from flows.pipeline import PipelineRun, run_pipeline
 
     state = await run_pipeline(spec=spec, return_state=True, **kwargs)
-    return state, await state.result(raise_on_failure=False)
+    result = await state.result(raise_on_failure=False)
+    return state, result.model_dump(mode="json") if isinstance(result, PipelineRun) else result
+
+
+async def bound(generator: BaseGenerator, inputs: dict[str, Any], label: str = "step") -> Any:
+    """A StepCall of `generator` on `inputs`, bound as a pipeline binds its steps (to call a task directly)."""
+    from flows.pipeline.bind import bind_raw
+    from flows.pipeline.spec import StepSpec
+
+    return await bind_raw(label, label, inputs, StepSpec(generator=generator.name, inputs=inputs), generator)
 
 
 def by_step(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -9,9 +9,8 @@ import asyncio
 import json
 
 import flows  # noqa: F401  (offline Prefect defaults before prefect is imported)
-import generators.registry
 from generators import builtin
-from generators.registry import Registry
+from generators.registry import Registry, use_registry
 from tests.flows.kit import Echo, tiny_spec
 
 RECORDS_MARK = "RECORDS "
@@ -22,12 +21,11 @@ def main() -> None:
     for gen in builtin.generators():
         registry.register(gen)
     registry.register(Echo())
-    generators.registry._default = registry  # what get_registry() returns in this process
-
     from flows.pipeline import run_pipeline
 
-    result = asyncio.run(run_pipeline(spec=tiny_spec()))
-    print(RECORDS_MARK + json.dumps(result["records"]), flush=True)
+    with use_registry(registry):  # what get_registry() returns in this run
+        result = asyncio.run(run_pipeline(spec=tiny_spec()))
+    print(RECORDS_MARK + json.dumps(result.model_dump(mode="json")["records"]), flush=True)
 
 
 if __name__ == "__main__":

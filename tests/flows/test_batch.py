@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.batch import BatchFailedError, batch
-from flows.batch_limits import limit_name
-from flows.batch_results import COLUMNS
-from flows.batch_rows import BatchValidationError
-from flows.costs import artifact_key
+from flows.batch.flow import BatchFailedError, batch
+from flows.batch.limits import limit_name
+from flows.batch.results import COLUMNS
+from flows.batch.rows import BatchValidationError
+from flows.reporting.costs import artifact_key
 from generators.errors import BudgetExceededError, MediaProcessingError
 from generators.media import probe
 from tests.flows.kit import Echo, flow_run_artifacts, table_data
@@ -316,7 +316,7 @@ async def test_the_pipeline_deployments_flow_keeps_its_artifacts_where_the_store
         pipeline=str(spec_path), params={"text": "one run on s3"}, store_block=name, return_state=True
     )
     assert state.is_completed(), await state.result(raise_on_failure=False)
-    url = (await state.result())["outputs"]["text"]["storage_url"]
+    url = (await state.result()).outputs["text"].storage_url
     assert url.startswith(f"s3://{s3_bucket}/runs/objects/")
     assert _s3_text(s3_endpoint, s3_bucket, url) == "! | one run on s3"
 
@@ -327,8 +327,7 @@ def test_batch_command_shows_the_plan_and_skipped_rows_and_strict_runs_nothing(
     import yaml
     from typer.testing import CliRunner
 
-    import flows.cli_batch  # noqa: F401  (registers the command)
-    from flows.cli import app
+    from cli.app import app
 
     say = registry.register(Echo("test/echo", provider="local"))
     registry.register(Echo("test/tail", provider="local"))

@@ -6,14 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flows.caching import _LockManager
+from flows.engine.locks import FileLockManager
 
 REPO = Path(__file__).resolve().parents[2]
 HOLD = """
 import os, sys
 from pathlib import Path
-from flows.caching import _LockManager
-assert _LockManager(Path(sys.argv[1])).acquire_lock("step-key", "killed-run")
+from flows.engine.locks import FileLockManager
+assert FileLockManager(Path(sys.argv[1])).acquire_lock("step-key", "killed-run")
 print("held", flush=True)
 sys.stdin.read()  # hold it until the test closes our stdin
 os._exit(0)  # leave without releasing, as a SIGKILLed process would
@@ -26,7 +26,7 @@ async def test_a_lock_outlives_its_holder_only_while_the_holder_lives(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        manager = _LockManager(tmp_path)
+        manager = FileLockManager(tmp_path)
         assert manager.is_locked("step-key")
         assert not await manager.aacquire_lock("step-key", "next-run", acquire_timeout=0.3)
     finally:

@@ -9,7 +9,7 @@ import av
 import pytest
 
 from flows.pipeline import run_pipeline
-from flows.spec import PipelineSpec
+from flows.pipeline.spec import PipelineSpec
 from tests.fakes.fixtures import fake  # noqa: F401  (fixture)
 
 SPEC = Path(__file__).resolve().parents[2] / "pipelines" / "storyboard-hosted.yaml"
@@ -21,8 +21,8 @@ SCENES = [
 
 @pytest.mark.slow
 async def test_hosted_storyboard_runs_end_to_end_and_bills_each_job_once(prefect_api, data_dir, registry, fake):  # noqa: F811
-    spec = PipelineSpec.load(SPEC).model_dump(mode="json")
-    result = await run_pipeline(spec=spec, params={"scenes": SCENES})
+    spec = PipelineSpec.load(SPEC)
+    result = (await run_pipeline(spec=spec, params={"scenes": SCENES})).model_dump(mode="json")
 
     billed = {(s.provider, s.model) for s in fake.submissions()}
     assert len(fake.submissions("fal")) == 4 and len(fake.submissions("openai")) == 2, billed
@@ -44,7 +44,7 @@ async def test_hosted_storyboard_runs_end_to_end_and_bills_each_job_once(prefect
     assert Decimal(result["totals"]["actual_usd"]) == sum(Decimal(r["actual_usd"]) for r in result["records"])
 
     # Run it again: every step comes from the cache, nothing is submitted, the money is reported as saved.
-    again = await run_pipeline(spec=spec, params={"scenes": SCENES})
+    again = (await run_pipeline(spec=spec, params={"scenes": SCENES})).model_dump(mode="json")
     assert len(fake.submissions()) == 6
     assert all(r["cached"] for r in again["records"])
     assert Decimal(again["totals"]["actual_usd"]) == 0

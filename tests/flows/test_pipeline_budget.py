@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flows.costs import artifact_key
 from flows.pipeline import PipelineFailedError
+from flows.reporting.costs import artifact_key
 from generators.errors import BudgetExceededError
 from tests.flows.kit import Echo, by_step, flow_run_artifacts, run_spec, table_data, task_runs
 

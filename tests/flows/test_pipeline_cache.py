@@ -17,11 +17,11 @@ import pytest
 from PIL import Image
 from prefect import flow
 
-from flows.caching import cache_key
+from flows.engine.caching import cache_key
+from flows.engine.tasks import generator_task
 from flows.pipeline import plan_pipeline
-from flows.spec import PipelineSpec
-from flows.tasks import generator_task
-from tests.flows.kit import COUNTER_ENV, Echo, by_step, run_spec
+from flows.pipeline.spec import PipelineSpec
+from tests.flows.kit import COUNTER_ENV, Echo, bound, by_step, run_spec
 from tests.flows.run_tiny_pipeline import RECORDS_MARK
 
 REPO = Path(__file__).resolve().parents[2]
@@ -176,7 +176,7 @@ async def test_an_indexed_result_without_a_cache_record_is_reused_not_made_again
     prefect_api, data_dir, data_store, registry
 ):
     """A run killed after indexing a step's result but before Prefect wrote its cache record."""
-    from flows.caching import result_storage_path
+    from flows.engine.caching import result_storage_path
 
     echo = registry.register(Echo())
     state, result = await run_spec(CHAIN)
@@ -255,12 +255,12 @@ async def test_identical_steps_of_one_pipeline_execute_once(prefect_api, data_di
 async def test_concurrent_calls_of_one_task_execute_once(prefect_api, data_dir, data_store):
     slow = Echo("test/slow", work_seconds=0.5)
     task = generator_task(slow, data_store)
-    payload = slow.parse_inputs({"text": "together"}).model_dump(mode="json")
+    call = await bound(slow, {"text": "together"})
 
     @flow
     async def both_at_once() -> list[str]:
         states = await asyncio.gather(
-            task(inputs=payload, step="a", return_state=True), task(inputs=payload, step="b", return_state=True)
+            task(call=call, step="a", return_state=True), task(call=call, step="b", return_state=True)
         )
         return sorted(s.name for s in states)
 

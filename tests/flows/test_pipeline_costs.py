@@ -7,11 +7,10 @@ from decimal import Decimal
 
 from typer.testing import CliRunner
 
-import flows.cli_inspect  # noqa: F401  (registers the inspection commands on the app)
-from flows.cli import app
-from flows.costs import artifact_key, read_history
+from cli.app import app
 from flows.pipeline import plan_pipeline
-from flows.spec import PipelineSpec
+from flows.pipeline.spec import PipelineSpec
+from flows.reporting.costs import artifact_key, read_history
 from tests.flows.kit import Echo, by_step, flow_run_artifacts, run_spec, table_data
 
 LEDGER = {

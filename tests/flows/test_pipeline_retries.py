@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from prefect import flow
-
+from flows.engine.tasks import DEFAULTS, retry_delay
 from flows.pipeline import PipelineFailedError
-from flows.tasks import DEFAULTS, generator_task, retry_delay
 from generators.errors import (
     InputError,
-    InputValidationError,
     JobFailedError,
     ProviderInputError,
     RateLimitError,
@@ -67,21 +64,15 @@ async def test_an_input_error_from_the_provider_is_not_retried(prefect_api, data
     assert run.run_count == 1
 
 
-async def test_invalid_inputs_reaching_a_task_fail_at_once_and_name_the_field(prefect_api, data_dir, data_store):
-    echo = Echo()
-    task = generator_task(echo, data_store, backoff_seconds=0.01)
-
-    @flow
-    async def call_with_empty_text() -> tuple[bool, BaseException, object]:
-        state = await task(inputs={"text": ""}, step="bad", return_state=True)
-        return state.is_failed(), await state.result(raise_on_failure=False), state.state_details.flow_run_id
-
-    failed, exc, flow_run_id = await call_with_empty_text()
-    assert failed and isinstance(exc, InputValidationError)
-    assert "text" in str(exc) and "at least 1 character" in str(exc)
+async def test_invalid_inputs_fail_when_the_step_is_bound_and_name_the_field(prefect_api, data_dir, registry):
+    echo = registry.register(Echo())
+    spec = one_step("test/echo")
+    spec["steps"]["only"]["inputs"] = {"text": ""}
+    state, exc = await run_spec(spec)
+    assert state.is_failed() and isinstance(exc, InputError)
+    assert "only.text" in str(exc) and "at least 1 character" in str(exc)
     assert echo.calls == []
-    (run,) = await task_runs(flow_run_id)
-    assert run.run_count == 1
+    assert await task_runs(state.state_details.flow_run_id) == [], "a bad input never reaches a task"
 
 
 def test_retry_delay_backs_off_with_jitter_and_never_undercuts_retry_after():

@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 
 from flows.pipeline import plan_pipeline
-from flows.spec import PipelineSpec
+from flows.pipeline.spec import PipelineSpec
+from flows.pipeline.validate import PipelineValidationError, validate
 from flows.storyboard import load_spec
-from flows.validate import PipelineValidationError, validate
 from generators.errors import InputError
 from tests.flows.kit import Echo
 

@@ -8,9 +8,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import flows.cli_inspect  # noqa: F401  (the full command, as `boardflow` builds it)
-from flows.cli import app
-from flows.pipeline import add_listener
+from cli.app import app
+from flows.events import Event, StepDone, subscribe
 
 FPS = 24
 SCENES = [
@@ -41,20 +40,17 @@ def decode(path) -> dict:
 def test_storyboard_makes_one_narrated_scored_video(prefect_api, data_dir, registry, tmp_path):
     narrated: dict[str, float] = {}
 
-    def on_event(event: str, label: str, details: dict) -> None:
-        if event == "done" and label.startswith("narrated["):
-            narrated[label] = details["result"].primary.duration
+    def on_event(event: Event) -> None:
+        if isinstance(event, StepDone) and event.label.startswith("narrated["):
+            narrated[event.label] = event.result.primary.duration
 
-    remove = add_listener(on_event)
-    try:
+    with subscribe(on_event):
         result = CliRunner().invoke(
             app,
             ["run", "storyboard", "-p", f"scenes={yaml.safe_dump(SCENES)}", "-p", "resolution=640x360"]
             + ["-p", f"fps={FPS}", "--out", str(tmp_path / "out")],
             env={"COLUMNS": "200"},
         )
-    finally:
-        remove()
     assert result.exit_code == 0, result.output
     video = tmp_path / "out" / "storyboard.mp4"
     assert video.exists(), result.output

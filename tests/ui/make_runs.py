@@ -26,7 +26,7 @@ async def run_storyboard() -> str:
 
 
 async def run_batch() -> str:
-    from flows.batch import batch
+    from flows.batch.flow import batch
 
     state = await batch(spec="slideshow", rows=str(BATCH_CSV), return_state=True)
     if not state.is_completed():

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from generators.errors import InputError
 
+PIPELINES_DIR = Path(__file__).resolve().parents[2] / "pipelines"  # the pipelines shipped with boardflow
 ParamType = Literal["string", "integer", "number", "boolean", "list", "object"]
 _PY_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "list": list, "object": dict}
 
@@ -88,6 +89,26 @@ class PipelineSpec(BaseModel):
                 f"{source} is not a valid pipeline spec:\n{lines}", hint="See pipelines/storyboard.yaml for the format."
             ) from exc
 
+    @classmethod
+    def resolve(cls, spec: PipelineSpec | dict[str, Any] | str | Path) -> PipelineSpec:
+        """The one way a spec is found. A spec or a dict is taken as it is; a string or path names a file
+        when one exists there, and otherwise a pipeline shipped in pipelines/ (`storyboard`, `slideshow`)."""
+        if isinstance(spec, PipelineSpec):
+            return spec
+        if isinstance(spec, dict):
+            return cls.parse(spec)
+        path = Path(spec)
+        if path.is_file():
+            return cls.load(path)
+        shipped = PIPELINES_DIR / f"{spec}.yaml"
+        if shipped.is_file():
+            return cls.load(shipped)
+        names = ", ".join(shipped_pipelines()) or "none"
+        raise InputError(
+            f"No pipeline {str(spec)!r}: there is no such file, and no shipped pipeline of that name.",
+            hint=f"Pass the path of a YAML spec, or one of the shipped pipelines: {names}.",
+        )
+
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults plus given values, type-checked; unknown or missing parameters are errors."""
         unknown = sorted(set(given) - set(self.params))
@@ -109,6 +130,10 @@ class PipelineSpec(BaseModel):
             else:
                 values[name] = None
         return values
+
+
+def shipped_pipelines() -> list[str]:
+    return sorted(p.stem for p in PIPELINES_DIR.glob("*.yaml"))
 
 
 # -- references ------------------------------------------------------------------------------------

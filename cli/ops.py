@@ -1,16 +1,18 @@
-"""`boardflow server` and `boardflow serve`: a local Prefect server, and the deployments served from one process."""
+"""`boardflow server`, `serve` and `blocks register`: a local Prefect server, served deployments, block types."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from generators.errors import BoardflowError
 
-from .cli import app, console, fail
+from .common import console, err_console, fail
 
 SERVER_HELP = (
     "Start a Prefect server (API + UI) with offline-safe settings and print its URLs.\n\n"
@@ -27,7 +29,6 @@ SERVE_HELP = (
 )
 
 
-@app.command(help=SERVER_HELP)
 def server(
     host: Annotated[str, typer.Option(help="Address to listen on. 0.0.0.0 lets other machines' workers connect.")] = (
         "127.0.0.1"
@@ -71,7 +72,6 @@ def _default_home() -> Path:
     return Path(PREFECT_HOME.value())
 
 
-@app.command(help=SERVE_HELP)
 def serve(
     only: Annotated[
         list[str] | None, typer.Option("--only", help="Serve just this prefect.yaml deployment. Repeatable.")
@@ -88,3 +88,24 @@ def serve(
         serve_deployments(only or None, limit, replace)
     except BoardflowError as exc:
         fail(exc)
+
+
+def blocks_register() -> None:
+    """Register boardflow's block types with the Prefect API (like `prefect block register -m blocks`)."""
+    from blocks import register_block_types
+
+    try:
+        names = asyncio.run(register_block_types())
+    except Exception as exc:  # the API is down or refuses: say so plainly
+        err_console.print(f"[bold red]error:[/] could not register the block types: {type(exc).__name__}: {exc}")
+        err_console.print("[yellow]what to do:[/] check PREFECT_API_URL (or start one with `boardflow server`).")
+        raise typer.Exit(1) from None
+    table = Table(title=f"Registered {len(names)} block types")
+    table.add_column("block type")
+    for name in names:
+        table.add_row(name)
+    console.print(table)
+    console.print(
+        "Save a key in the UI (Blocks → +) or in Python, e.g. "
+        "[bold]FalCredentials(api_key='…').save('studio-fal')[/], then set [bold]FAL_KEY_BLOCK=studio-fal[/]."
+    )

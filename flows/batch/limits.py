@@ -1,18 +1,15 @@
-"""What holds a batch back: per-provider concurrency (Prefect global concurrency limits) and a shared budget."""
+"""What holds a batch back across processes: per-provider concurrency through Prefect global concurrency limits.
+
+The batch's budget is the pipeline's `Budget`, one for all rows (flows.pipeline.limits).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any
 
-from generators.errors import BudgetExceededError
-
-from .costs import usd
-from .pipeline import provider_limit
+from ..pipeline.limits import LocalSlots, provider_limit
 
 LIMIT_PREFIX = "boardflow-provider-"
 # Local steps use this machine's cores, so their limit is per process (provider_limit("local") = CPU count);
@@ -61,57 +58,19 @@ class ProviderSlots:
 
     def __init__(self, global_limits: dict[str, int]) -> None:
         self.global_limits = global_limits
-        self._local: dict[str, asyncio.Semaphore] = {p: asyncio.Semaphore(n) for p, n in global_limits.items()}
+        self._local = LocalSlots()
+        self._semaphores = {p: asyncio.Semaphore(n) for p, n in global_limits.items()}
 
     @asynccontextmanager
     async def slot(self, provider: str) -> AsyncIterator[None]:
         from prefect.concurrency.asyncio import concurrency
 
-        if provider not in self._local:
-            self._local[provider] = asyncio.Semaphore(provider_limit(provider))
         if provider not in self.global_limits:
-            async with self._local[provider]:
+            async with self._local.slot(provider):
                 yield
             return
-        name = limit_name(provider)
         async with (
-            self._local[provider],
-            concurrency(name, occupy=1, strict=True, raise_on_lease_renewal_failure=False),
+            self._semaphores[provider],
+            concurrency(limit_name(provider), occupy=1, strict=True, raise_on_lease_renewal_failure=False),
         ):
             yield
-
-
-@dataclass
-class SharedBudget:
-    """The batch's cap while it runs: no paid step starts when spent + running + it could cross the cap.
-
-    A step whose result is already stored reserves nothing, and rows making the same step (same cache key)
-    reserve it once: one of them makes it, the others wait for it and are served from the cache.
-    """
-
-    cap: Decimal | None
-    runners: list[Any] = field(default_factory=list)  # the PipelineRunners of the rows, for what they spent
-    _held: dict[tuple[int, str], tuple[str | None, Decimal]] = field(default_factory=dict)
-
-    def committed(self) -> Decimal:
-        running: dict[Any, Decimal] = {}
-        for (runner, label), (key, estimate) in self._held.items():
-            slot = key if key is not None else (runner, label)
-            running[slot] = max(running.get(slot, Decimal(0)), estimate)
-        return sum((r.spent for r in self.runners), Decimal(0)) + sum(running.values(), Decimal(0))
-
-    def reserve(self, runner: Any, label: str, estimate: Decimal, key: str | None) -> None:
-        committed = self.committed()
-        shared = key is not None and any(k == key for k, _ in self._held.values())
-        extra = Decimal(0) if shared else estimate
-        if self.cap is not None and extra > 0 and committed + extra > self.cap:
-            raise BudgetExceededError(
-                f"{label} was not submitted: the batch has spent or started {usd(committed)}, and this step "
-                f"({usd(estimate)}) would cross its cap {usd(self.cap)}.",
-                planned_usd=committed + extra,
-                cap_usd=self.cap,
-            )
-        self._held[(id(runner), label)] = (key, estimate)
-
-    def release(self, runner: Any, label: str) -> None:
-        self._held.pop((id(runner), label), None)

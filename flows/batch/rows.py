@@ -15,9 +15,9 @@ from generators.errors import InputError, InputValidationError
 from generators.registry import Registry
 from generators.storage import ArtifactStore
 
-from .costs import usd
-from .plan import Plan, make_plan
-from .spec import ParamSpec, PipelineSpec, find_refs
+from ..pipeline.plan import Plan, make_plan
+from ..pipeline.spec import ParamSpec, PipelineSpec, find_refs
+from ..reporting.costs import usd
 
 OVERRIDES_COLUMN = "overrides"  # optional column: a YAML/JSON mapping of parameters for that row only
 _MISSING = object()
@@ -257,26 +257,6 @@ class BatchPlan:
             f"{len(self.valid_rows)} row(s) to run, {len(self.rows) - len(self.valid_rows)} invalid; "
             f"{runs} step run(s), {hits} expected from cache; estimated {usd(self.total_usd)}{cap}"
         )
-
-    def rich_table(self):
-        from rich.table import Table
-
-        table = Table(title=f"Batch plan for {self.pipeline}: {len(self.valid_rows)} row(s)")
-        for col in ("step", "generator", "runs", "from cache", "estimate"):
-            table.add_column(col, justify="left" if col in ("step", "generator") else "right")
-        for s in self.steps.values():
-            table.add_row(
-                s.step,
-                s.generator,
-                str(s.runs),
-                str(s.cached + s.repeats),
-                ("≈" if s.approximate else "") + usd(s.estimate_usd),
-            )
-        cap = f" (cap {usd(self.max_cost_usd)})" if self.max_cost_usd is not None else ""
-        hits = sum(s.cached + s.repeats for s in self.steps.values())
-        runs = sum(s.runs for s in self.steps.values())
-        table.add_row("total", "", str(runs), str(hits), usd(self.total_usd) + cap, style="bold")
-        return table
 
 
 def batch_plan(pipeline: str, rows: list[BatchRow], max_cost_usd: Decimal | None) -> BatchPlan:

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from generators.artifacts import Artifact
+from generators.artifacts import output_artifacts
 from generators.errors import InputError
+from generators.storage import ArtifactStore
 
-from . import costs
-from .costs import CostRecord, usd
+from ..reporting import costs
+from ..reporting.costs import CostRecord, usd
 
 if TYPE_CHECKING:
-    from .batch import BatchContext, RowRunner
-    from .batch_rows import BatchRow
+    from .rows import BatchRow
 
 COLUMNS = [
     "row",
@@ -72,18 +72,18 @@ class RowResult:
 
 
 def output_urls(outputs: dict[str, Any]) -> str:
-    urls = []
-    for value in outputs.values():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, dict) and "storage_url" in item:
-                urls.append(item["storage_url"])
-    return " ".join(urls)
+    return " ".join(artifact.storage_url for _, _, artifact in output_artifacts(outputs))
 
 
-def from_runner(
-    pipeline: str, row: int, runner: RowRunner, outputs: dict[str, Any], error: str | None, wall: float, run_id: str
+def from_records(
+    pipeline: str,
+    row: int,
+    records: list[CostRecord],
+    outputs: dict[str, Any],
+    error: str | None,
+    wall: float,
+    run_id: str,
 ) -> RowResult:
-    records = runner.records
     cached = sum(r.cached for r in records)
     return RowResult(
         row=row,
@@ -103,36 +103,28 @@ def from_runner(
     )
 
 
-def from_cache(ctx: BatchContext, row: BatchRow) -> RowResult:
+def from_cache(pipeline: str, row: BatchRow, outputs: dict[str, Any]) -> RowResult:
     """A row whose every step the plan found in the cache: its outputs, read back, at $0."""
-    from .batch import RowRunner
-
     assert row.plan is not None
-    runner = RowRunner(ctx.spec, ctx.order, row.params, ctx.registry, ctx.store, batch=ctx)
-    runner.results = dict(row.plan.results)
-    records = []
-    for planned in row.plan.steps:
-        found = row.plan.results[planned.step]
-        fanned = isinstance(found, list)
-        for i, (result, estimate) in enumerate(zip(found if fanned else [found], planned.estimates, strict=True)):
-            records.append(
-                CostRecord(
-                    pipeline=ctx.spec.name,
-                    step=f"{planned.step}[{i}]" if fanned else planned.step,
-                    generator=result.generator,
-                    provider=ctx.registry.get(result.generator).provider,
-                    status="cached",
-                    estimated_usd=estimate,
-                    actual_usd=Decimal(0),
-                    actual_is_estimate=False,
-                    cached=True,
-                    saved_usd=result.cost_usd,
-                )
-            )
-    outputs = runner.outputs()
+    records = [
+        CostRecord(
+            pipeline=pipeline,
+            step=call.label,
+            generator=call.generator.name,
+            provider=call.generator.provider,
+            status="cached",
+            estimated_usd=call.estimate,
+            actual_usd=Decimal(0),
+            actual_is_estimate=False,
+            cached=True,
+            saved_usd=call.lookup.result.cost_usd if call.lookup.result else Decimal(0),
+        )
+        for planned in row.plan.steps
+        for call in planned.calls
+    ]
     return RowResult(
         row=row.row,
-        pipeline=ctx.spec.name,
+        pipeline=pipeline,
         status="cached",
         output_urls=output_urls(outputs),
         saved_usd=sum((r.saved_usd for r in records), Decimal(0)),
@@ -224,7 +216,7 @@ def summary_markdown(summary: dict[str, Any], results: list[RowResult]) -> str:
 
 
 async def publish(
-    pipeline: str, results: list[RowResult], summary: dict[str, Any], ctx: BatchContext, previews: int
+    pipeline: str, results: list[RowResult], summary: dict[str, Any], store: ArtifactStore, previews: int
 ) -> None:
     """The results table (its description is the summary), costs of rows served from cache, output previews."""
     from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
@@ -239,35 +231,30 @@ async def publish(
     if served:
         await costs.publish(pipeline, served)
     if previews > 0:
-        description, body = await previews_markdown(pipeline, results, ctx, previews)
+        description, body = await previews_markdown(pipeline, results, store, previews)
         if description:
             await acreate_markdown_artifact(
                 key=costs.artifact_key(pipeline, "batch-previews"), markdown=body, description=description
             )
 
 
-async def previews_markdown(pipeline: str, results: list[RowResult], ctx: BatchContext, limit: int) -> tuple[str, str]:
-    """(description, body) of the previews artifact: see flows.previews.card_markdown for why they differ."""
-    from pydantic import TypeAdapter
-
-    from generators.artifacts import AnyArtifact
+async def previews_markdown(
+    pipeline: str, results: list[RowResult], store: ArtifactStore, limit: int
+) -> tuple[str, str]:
+    """(description, body) of the previews artifact: see reporting.previews.card_markdown for why they differ."""
     from generators.context import GeneratorContext
 
-    from .previews import Preview, card_markdown, make_preview
+    from ..reporting.previews import Preview, card_markdown, make_preview
 
-    adapter = TypeAdapter(AnyArtifact)
     shown = [r for r in results if r.outputs][:limit]
     if not shown:
         return "", ""
     previews: list[tuple[str, Preview]] = []
-    async with GeneratorContext(ctx.store) as gctx:
+    async with GeneratorContext(store) as gctx:
         for r in shown:
-            for name, value in r.outputs.items():
-                for item in value if isinstance(value, list) else [value]:
-                    if isinstance(item, dict) and "kind" in item:
-                        art: Artifact = adapter.validate_python(item)
-                        label = f"row {r.row}" if len(r.outputs) == 1 else f"row {r.row} {name}"
-                        previews.append((f"{r.row} · {name}", await make_preview(label, art, ctx.store, gctx)))
+            for name, _, art in output_artifacts(r.outputs):
+                label = f"row {r.row}" if len(r.outputs) == 1 else f"row {r.row} {name}"
+                previews.append((f"{r.row} · {name}", await make_preview(label, art, store, gctx)))
     more = sum(1 for r in results if r.outputs) - len(shown)
     tail = f"\n\n_{more} more row(s) in the results table._" if more > 0 else ""
     description, body = card_markdown(f"Outputs of the `{pipeline}` batch", previews, "row · output")

@@ -1,68 +1,21 @@
-"""Content-addressed cache keys: generator id + version + canonical inputs with artifacts as sha256."""
+"""Cache locks: Prefect's file lock manager made atomic, async-safe, and able to break a dead holder's lock."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import socket
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pydantic_core
-from prefect.cache_policies import CachePolicy
 from prefect.locking.filesystem import FileSystemLockManager
 
-from generators.base import BaseGenerator, GeneratorResult
 from generators.settings import get_settings
-from generators.storage import ArtifactStore
 
 
-def canonical(value: Any) -> Any:
-    """Inputs as plain JSON with every artifact replaced by `kind:sha256` (its URL does not matter)."""
-    if isinstance(value, dict):
-        if "sha256" in value and "kind" in value:
-            return f"{value['kind']}:{value['sha256']}"
-        return {k: canonical(v) for k, v in sorted(value.items())}
-    if isinstance(value, (list, tuple)):
-        return [canonical(v) for v in value]
-    return value
-
-
-def cache_key(generator: BaseGenerator, inputs_json: dict[str, Any]) -> str:
-    """sha256(generator id, generator version, canonical inputs). `inputs_json` is the validated model dumped."""
-    body = json.dumps(
-        [generator.name, generator.version, canonical(inputs_json)], sort_keys=True, separators=(",", ":"), default=str
-    )
-    return hashlib.sha256(body.encode()).hexdigest()
-
-
-def record_key(store_url: str, key: str) -> str:
-    """The key of Prefect's cache record (and lock) for the result of `key` kept in the store at `store_url`.
-
-    A cached result names its artifacts by their URLs in one store. Pointing boardflow at another store
-    (local → S3, another bucket) must not hand back the old store's URLs, so the record is per store; the
-    result index and the provider journal live in the store itself and use `key` as it is.
-    """
-    return hashlib.sha256(f"{store_url}\n{key}".encode()).hexdigest()
-
-
-@dataclass
-class GeneratorCachePolicy(CachePolicy):
-    """Prefect cache policy keyed by content and store; SERIALIZABLE isolation makes identical steps run once."""
-
-    generator: BaseGenerator | None = None
-    store_url: str = ""
-
-    def compute_key(self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs) -> str | None:
-        assert self.generator is not None
-        return record_key(self.store_url, cache_key(self.generator, inputs["inputs"]))
-
-
-class _LockManager(FileSystemLockManager):
+class FileLockManager(FileSystemLockManager):
     """Prefect's file lock manager with atomic, non-blocking acquisition.
 
     Prefect 3.9.1's version touches the lock file and fills it afterwards (a concurrent reader in
@@ -141,37 +94,4 @@ def _holder_died(info: dict[str, Any]) -> bool:
 
 
 def lock_manager() -> FileSystemLockManager:
-    return _LockManager(lock_files_directory=get_settings().data_dir / "locks")
-
-
-def result_storage_path() -> Path:
-    return get_settings().data_dir / "prefect-results"
-
-
-class ResultIndex:
-    """Our own record of each cached result, in the artifact store (so it is shared on S3).
-
-    Prefect's cache record says *that* a step ran; this index lets a plan predict hits and lets a
-    run notice a hit whose artifacts were deleted, before asking Prefect.
-    """
-
-    def __init__(self, store: ArtifactStore) -> None:
-        self.store = store
-
-    async def get(self, key: str) -> GeneratorResult | None:
-        data = await self.store.read_json(f"results/{key}.json")
-        return GeneratorResult.model_validate(data) if data else None
-
-    async def put(self, key: str, result: GeneratorResult) -> None:
-        await self.store.write_json(f"results/{key}.json", result.model_dump(mode="json"))
-
-    async def usable(self, key: str) -> GeneratorResult | None:
-        """The indexed result when every artifact it names is still in the store, else None."""
-        result = await self.get(key)
-        if result is None:
-            return None
-        for artifact in result.artifacts():
-            found = self.store.key_for(artifact.storage_url)
-            if found is None or not await self.store.exists(found):
-                return None
-        return result
+    return FileLockManager(lock_files_directory=get_settings().data_dir / "locks")

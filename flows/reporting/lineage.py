@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
-
-from rich.tree import Tree
 
 from generators.errors import InputError
 from generators.storage import ArtifactStore, open_store, sha256_file, sidecar_key
@@ -33,36 +33,44 @@ async def find_sha(ref: str, store: ArtifactStore | None = None) -> str:
     return matches[0]
 
 
-async def build_tree(sha: str, store: ArtifactStore | None = None) -> Tree:
+@dataclass
+class LineageNode:
+    """One artifact in a lineage tree, as its sidecar describes it, and the artifacts it was made from."""
+
+    sha256: str
+    kind: str | None = None
+    format: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)  # width, height, duration where known
+    generator: str | None = None  # None: imported, not made by a generator
+    step: str | None = None
+    missing: bool = False  # no sidecar in this store
+    repeated: bool = False  # already shown higher up the tree: its parents are not listed again
+    parents: list[LineageNode] = field(default_factory=list)
+
+
+async def lineage(sha: str, store: ArtifactStore | None = None) -> LineageNode:
+    """The tree of generators and inputs behind the artifact `sha`, read from the store's sidecars."""
     store = store or open_store()
     seen: set[str] = set()
 
-    async def label(s: str) -> tuple[str, list[str]]:
+    async def node(s: str) -> LineageNode:
         meta = await store.read_json(sidecar_key(s))
         if meta is None:
-            return f"{s[:12]} [red](no sidecar in this store)[/]", []
-        made = meta.get("made_by") or [{}]
-        first = made[0]
-        facts = " ".join(
-            f"{k}={meta[k]:g}" if isinstance(meta[k], float) else f"{k}={meta[k]}"
-            for k in ("width", "height", "duration")
-            if meta.get(k) is not None
+            return LineageNode(s, missing=True)
+        first = (meta.get("made_by") or [{}])[0]
+        found = LineageNode(
+            s,
+            kind=meta.get("type"),
+            format=meta.get("format"),
+            facts={k: meta[k] for k in ("width", "height", "duration") if meta.get(k) is not None},
+            generator=first.get("generator"),
+            step=first.get("step"),
+            repeated=s in seen,
         )
-        gen = first.get("generator") or "imported"
-        step = f" step {first['step']}" if first.get("step") else ""
-        return f"[bold]{meta.get('type')}[/] {s[:12]} {meta.get('format')} {facts} ← [cyan]{gen}[/]{step}", list(
-            first.get("parents") or meta.get("parents") or []
-        )
+        if not found.repeated:
+            seen.add(s)
+            for parent in first.get("parents") or meta.get("parents") or []:
+                found.parents.append(await node(parent))
+        return found
 
-    async def add(node: Tree, s: str) -> None:
-        text, parents = await label(s)
-        child = node.add(text)
-        if s in seen:
-            return
-        seen.add(s)
-        for parent in parents:
-            await add(child, parent)
-
-    root = Tree("lineage")
-    await add(root, sha)
-    return root
+    return await node(sha)

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generators.artifacts import Artifact, AudioArtifact, ImageArtifact, TextArtifact, VideoArtifact
+from generators.artifacts import (
+    Artifact,
+    AudioArtifact,
+    ImageArtifact,
+    TextArtifact,
+    VideoArtifact,
+    output_artifacts,
+)
 from generators.base import GeneratorResult
 from generators.context import GeneratorContext
 from generators.errors import BoardflowError
@@ -169,29 +176,27 @@ def card_markdown(title: str, previews: list[tuple[str, Preview]], first_column:
     return description, f"### {title}\n\n{header}\n{cells}"
 
 
-async def publish_previews(pipeline: str, runner: Any, outputs: dict[str, Any], store: ArtifactStore) -> None:
-    """Markdown artifacts whose *descriptions* hold the previews (the run's Artifacts tab shows descriptions)."""
-    from prefect.artifacts import acreate_markdown_artifact
-    from pydantic import TypeAdapter
+async def publish_previews(
+    pipeline: str, results: dict[str, Any], outputs: dict[str, Any], store: ArtifactStore
+) -> None:
+    """Markdown artifacts whose *descriptions* hold the previews (the run's Artifacts tab shows descriptions).
 
-    from generators.artifacts import AnyArtifact
+    `results` maps each step to its GeneratorResult (a list for a for_each step, None where it did not run).
+    """
+    from prefect.artifacts import acreate_markdown_artifact
 
     from .costs import artifact_key
 
-    adapter = TypeAdapter(AnyArtifact)
     async with GeneratorContext(store) as ctx:
         if outputs:
-            shown: list[tuple[str, Preview]] = []
-            for name, value in outputs.items():
-                for item in value if isinstance(value, list) else [value]:
-                    if isinstance(item, dict) and "kind" in item:
-                        art = adapter.validate_python(item)
-                        shown.append((f"**{name}**", await make_preview(name, art, store, ctx)))
+            shown = [
+                (f"**{name}**", await make_preview(name, art, store, ctx)) for name, _, art in output_artifacts(outputs)
+            ]
             description, body = card_markdown(f"Outputs of `{pipeline}`", shown, "output")
             key = artifact_key(pipeline, "outputs")
             await acreate_markdown_artifact(key=key, markdown=body, description=description)
         steps: list[tuple[str, Preview]] = []
-        for step, result in runner.results.items():
+        for step, result in results.items():
             for i, res in enumerate(result if isinstance(result, list) else [result]):
                 if not isinstance(res, GeneratorResult):
                     continue

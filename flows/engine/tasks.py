@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from prefect import Task, get_run_logger, task
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
@@ -16,7 +16,12 @@ from generators.context import GeneratorContext
 from generators.errors import RateLimitError, is_retryable
 from generators.storage import ArtifactStore
 
-from .caching import GeneratorCachePolicy, ResultIndex, cache_key, lock_manager, result_storage_path
+from ..events import EventSink, StepProgress, current_sink
+from .caching import GeneratorCachePolicy, ResultIndex, result_storage_path
+from .locks import lock_manager
+
+if TYPE_CHECKING:
+    from ..pipeline.bind import StepCall
 
 
 class TaskConfig(TypedDict, total=False):
@@ -69,10 +74,11 @@ def _retry_only_transient(task: Task, task_run, state) -> bool:
 
 
 class _TaskProgress:
-    """Generator progress → Prefect logs (every 10 %) and a progress artifact on the task run."""
+    """Generator progress → the run's event sink, Prefect logs (every 10 %) and a progress artifact on the task run."""
 
-    def __init__(self, step: str) -> None:
+    def __init__(self, step: str, sink: EventSink) -> None:
         self.step = step
+        self.sink = sink
         self.logger = get_run_logger()
         self.artifact_id = None
         self._logged = -1
@@ -83,6 +89,7 @@ class _TaskProgress:
         self.artifact_id = await acreate_progress_artifact(progress=0.0, description=f"{self.step}: progress")
 
     def __call__(self, fraction: float, message: str) -> None:
+        self.sink(StepProgress(self.step, fraction, message))
         tenth = int(fraction * 10)
         if tenth > self._logged:
             self._logged = tenth
@@ -102,25 +109,30 @@ class _TaskProgress:
 
 
 def generator_task(generator: BaseGenerator, store: ArtifactStore, **overrides: Any) -> Task:
-    """A Prefect task running `generator`. Call it as `await t(inputs=…, step=…)` from a flow."""
+    """A Prefect task running `generator`. Call it as `await t(call=<a bound StepCall>, step=label)` from a flow.
+
+    The call carries the validated inputs, the cache key (which the cache policy reads) and the estimate,
+    all worked out when the step was bound; the task only runs it.
+    """
     config: TaskConfig = {**DEFAULTS, **overrides}  # type: ignore[typeddict-item]
 
-    async def run_generator(inputs: dict[str, Any], step: str) -> GeneratorResult:
+    async def run_generator(call: StepCall, step: str) -> GeneratorResult:
         run_ctx = TaskRunContext.get()
         attempt = run_ctx.task_run.run_count if run_ctx else 1
-        key = cache_key(generator, inputs)
+        key = call.key
+        assert key is not None, f"{step} was bound on stand-ins and cannot run"
         index = ResultIndex(store)
         if not config["refresh_cache"] and (found := await index.usable(key)) is not None:
             # A run that stopped (killed, crashed) between indexing this result and Prefect recording its
             # cache entry: the work is done and stored, so hand it back rather than make it again.
             get_run_logger().info("%s: reusing the indexed result of an earlier run (no cache record)", step)
             return found.model_copy(update={"reused": True})
-        progress = _TaskProgress(step)
+        progress = _TaskProgress(step, current_sink())
         await progress.start()
         run_id = str(run_ctx.task_run.flow_run_id) if run_ctx and run_ctx.task_run.flow_run_id else None
         async with GeneratorContext(store, run_id=run_id, step=step, cache_key=key, progress=progress) as ctx:
             try:
-                result = await generator.run(inputs, ctx)
+                result = await generator.run(call.inputs, ctx, estimate=call.estimate)
             except Exception as exc:
                 if is_retryable(exc) and attempt <= config["retries"]:
                     delay = retry_delay(attempt, exc, config)
@@ -133,9 +145,7 @@ def generator_task(generator: BaseGenerator, store: ArtifactStore, **overrides: 
         await progress.finish()
         return result
 
-    policy = GeneratorCachePolicy(
-        generator=generator, store_url=store.root_url, isolation_level="SERIALIZABLE", lock_manager=lock_manager()
-    )
+    policy = GeneratorCachePolicy(store_url=store.root_url, isolation_level="SERIALIZABLE", lock_manager=lock_manager())
     return task(run_generator).with_options(
         name=generator.name,
         description=generator.description,
@@ -151,3 +161,29 @@ def generator_task(generator: BaseGenerator, store: ArtifactStore, **overrides: 
         retry_condition_fn=_retry_only_transient,
         timeout_seconds=config["timeout_seconds"],
     )
+
+
+class TaskExecutor:
+    """Runs bound calls as Prefect tasks: the task of each (generator, task options, refresh) is made once.
+
+    A batch hands one to all its rows, so a thousand rows do not build a thousand copies of each task.
+    """
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+        self._made: dict[tuple[Any, ...], Task] = {}
+
+    def task(self, generator: BaseGenerator, options: dict[str, Any], refresh: bool) -> Task:
+        key = (id(generator), generator.name, refresh, repr(sorted(options.items())))
+        if key not in self._made:
+            self._made[key] = generator_task(generator, self.store, refresh_cache=refresh, **options)
+        return self._made[key]
+
+    async def run(self, call: StepCall, refresh: bool) -> tuple[GeneratorResult, bool]:
+        """(result, whether it came from the cache); the step's exception when it failed."""
+        state = await self.task(call.generator, call.options, refresh)(call=call, step=call.label, return_state=True)
+        if not state.is_completed():
+            exc = await state.result(raise_on_failure=False)
+            raise exc if isinstance(exc, BaseException) else RuntimeError(str(exc))
+        result: GeneratorResult = await state.result()
+        return result, state.name == "Cached" or result.reused

@@ -1,4 +1,4 @@
-"""Cost records per step → a tally (pandas) → table/markdown artifacts, terminal tables, cross-run reports."""
+"""Cost records per step → a tally (pandas) → table/markdown artifacts and cross-run reports (data, no terminal)."""
 
 from __future__ import annotations
 
@@ -141,22 +141,6 @@ async def publish(pipeline: str, records: list[CostRecord]) -> None:
     summary = summary_markdown(pipeline, records)
     await acreate_table_artifact(key=artifact_key(pipeline, "costs"), table=table_rows(records), description=summary)
     await acreate_markdown_artifact(key=artifact_key(pipeline, "cost-summary"), markdown=summary, description=summary)
-
-
-def rich_table(records: list[CostRecord]):
-    from rich.table import Table
-
-    table = Table(title="Cost tally", show_lines=False)
-    for col in ("step", "generator", "status", "estimated", "actual", "saved", "wall s"):
-        table.add_column(col, justify="right" if col in ("estimated", "actual", "saved", "wall s") else "left")
-    for r in records:
-        actual = usd(r.actual_usd) + ("*" if r.actual_is_estimate and r.actual_usd else "")
-        table.add_row(
-            r.step, r.generator, r.status, usd(r.estimated_usd), actual, usd(r.saved_usd), f"{r.wall_seconds:.1f}"
-        )
-    t = totals(records)
-    table.add_row("total", "", "", usd(t["estimated_usd"]), usd(t["actual_usd"]), usd(t["saved_usd"]), "", style="bold")
-    return table
 
 
 async def read_history(pipeline: str | None = None, limit: int = 200) -> pd.DataFrame:

@@ -10,9 +10,7 @@ import typer.main
 import yaml
 from typer.testing import CliRunner
 
-import flows.cli_inspect  # noqa: F401  (registers the inspection commands on the app)
-import flows.cli_ops  # noqa: F401  (registers server and serve)
-from flows.cli import app
+from cli.app import app
 from generators.context import GeneratorContext
 from tests.flows.kit import Echo
 from tests.flows.test_pipeline_validation import BAD, EXPECTED

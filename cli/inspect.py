@@ -9,17 +9,12 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from rich.tree import Tree
 
 from generators.errors import BoardflowError, InputError
 
-from .cli import app, console, fail
-
-generators_app = typer.Typer(help="List and describe the generators boardflow knows.", no_args_is_help=True)
-app.add_typer(generators_app, name="generators")
+from .common import console, fail
 
 
-@generators_app.command("list")
 def generators_list(
     type_: Annotated[
         str | None, typer.Option("--type", help="Only this artifact type (image, video, audio, text).")
@@ -66,7 +61,6 @@ def generators_list(
         console.print(f"[red]plugin {name} failed to load:[/] {err}")
 
 
-@generators_app.command("show")
 def generators_show(generator_id: Annotated[str, typer.Argument(help="Generator id, e.g. local/ken-burns.")]) -> None:
     """Input and output JSON schema and the cost model of one generator."""
     from generators.registry import get_registry
@@ -86,14 +80,13 @@ def generators_show(generator_id: Annotated[str, typer.Argument(help="Generator 
     console.print_json(json.dumps(gen.get_output_schema().model_json_schema()))
 
 
-@app.command()
 def costs(
     by: Annotated[str, typer.Option(help="Group by: day, pipeline, provider or generator.")] = "day",
     pipeline: Annotated[str | None, typer.Option(help="Only runs of this pipeline.")] = None,
     csv: Annotated[Path | None, typer.Option(help="Also write every cost row to this CSV file.")] = None,
 ) -> None:
     """Spending across runs, read from the cost tables Prefect stored (works against a shared server)."""
-    from .costs import read_history, usd
+    from flows.reporting.costs import read_history, usd
 
     if by not in ("day", "pipeline", "provider", "generator"):
         fail(InputError(f"--by {by!r} is not one of day, pipeline, provider, generator."))
@@ -131,16 +124,18 @@ def costs(
     console.print(table)
 
 
-@app.command()
 def lineage(
     artifact: Annotated[str, typer.Argument(help="sha256 (or a unique prefix), a store URL, or a path in the store.")],
 ) -> None:
     """The tree of generators and inputs that produced an artifact (from the store's sidecars)."""
-    from .lineage import build_tree, find_sha
+    from flows.reporting.lineage import find_sha
+    from flows.reporting.lineage import lineage as lineage_of
+
+    from .display import lineage_tree
 
     try:
         sha = asyncio.run(find_sha(artifact))
-        tree: Tree = asyncio.run(build_tree(sha))
+        root = asyncio.run(lineage_of(sha))
     except BoardflowError as exc:
         fail(exc)
-    console.print(tree)
+    console.print(lineage_tree(root))

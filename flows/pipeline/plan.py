@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from generators.base import GeneratorResult
-from generators.errors import InputError, InputValidationError
+from generators.errors import InputError
 from generators.registry import Registry
 from generators.storage import ArtifactStore
 
-from .caching import ResultIndex, cache_key
-from .costs import usd
+from ..engine.caching import ResultIndex
+from .bind import StepCall, bind
 from .scope import Scope
 from .spec import PipelineSpec, find_refs
 
@@ -22,14 +23,29 @@ class PlannedStep:
     step: str
     generator: str
     provider: str
-    estimates: list[Decimal] = field(default_factory=list)  # one per item
-    cached: list[bool] = field(default_factory=list)
-    uncertain: bool = False  # depends on outputs that do not exist yet: estimated on stand-ins
-    keys: list[str | None] = field(default_factory=list)  # cache key per item; None where inputs are stand-ins
+    calls: list[StepCall] = field(default_factory=list)  # one per item, in item order
 
     @property
     def count(self) -> int:
-        return len(self.estimates)
+        return len(self.calls)
+
+    @property
+    def estimates(self) -> list[Decimal]:
+        return [c.estimate for c in self.calls]
+
+    @property
+    def cached(self) -> list[bool]:
+        return [c.lookup.usable for c in self.calls]
+
+    @property
+    def keys(self) -> list[str | None]:
+        """Cache key per item; None where the inputs are stand-ins."""
+        return [c.key for c in self.calls]
+
+    @property
+    def uncertain(self) -> bool:
+        """Depends on outputs that do not exist yet: estimated on stand-ins."""
+        return any(c.stand_in for c in self.calls)
 
     @property
     def total_usd(self) -> Decimal:
@@ -46,7 +62,21 @@ class Plan:
     order: list[str]
     steps: list[PlannedStep]
     max_cost_usd: Decimal | None
+    params: dict[str, Any] = field(default_factory=dict)  # the checked values the plan was made for
     results: dict[str, Any] = field(default_factory=dict)  # per step: the cached result(s) found, or None
+
+    @property
+    def step_count(self) -> int:
+        return sum(s.count for s in self.steps)
+
+    def call(self, step: str, index: int | None) -> StepCall | None:
+        """The call bound for a step (item `index` of a for_each), unless the plan had to bind it on stand-ins."""
+        planned = next((s for s in self.steps if s.step == step), None)
+        if planned is None:
+            return None
+        i = 0 if index is None else index
+        found = planned.calls[i] if i < len(planned.calls) else None
+        return None if found is None or found.stand_in else found
 
     @property
     def total_usd(self) -> Decimal:
@@ -73,27 +103,6 @@ class Plan:
             for s in self.steps
         ]
 
-    def rich_table(self):
-        from rich.table import Table
-
-        table = Table(title=f"Plan for {self.pipeline}")
-        for col in ("step", "generator", "runs", "from cache", "estimate"):
-            table.add_column(col, justify="right" if col in ("runs", "from cache", "estimate") else "left")
-        for s in self.steps:
-            table.add_row(
-                s.step, s.generator, str(s.count), str(sum(s.cached)), ("≈" if s.uncertain else "") + usd(s.total_usd)
-            )
-        cap = f" (cap {usd(self.max_cost_usd)})" if self.max_cost_usd is not None else ""
-        table.add_row(
-            "total",
-            "",
-            str(sum(s.count for s in self.steps)),
-            str(sum(sum(s.cached) for s in self.steps)),
-            usd(self.total_usd) + cap,
-            style="bold",
-        )
-        return table
-
 
 async def make_plan(
     spec: PipelineSpec,
@@ -116,34 +125,24 @@ async def make_plan(
         base = Scope(params, results, schemas, fanned, planning=True, counts=counts)
         entry = PlannedStep(name, gen.name, gen.provider)
         if step.for_each is None:
-            scopes = [base]
+            scopes, labels = [base], [name]
         else:
             items, uncertain = _plan_items(step.for_each, base, counts)
             scopes = [base.for_item(item, i) for i, item in enumerate(items)]
+            labels = [f"{name}[{i}]" for i in range(len(items))]
             for scope in scopes:
                 scope.used_placeholder = uncertain
-        found: list[GeneratorResult | None] = []
-        for scope in scopes:
-            raw = scope.resolve(step.inputs)
-            try:
-                inputs = gen.parse_inputs(raw, where=name)
-            except InputValidationError:
-                if not scope.used_placeholder:
-                    raise
-                # A cross-field check tripped over stand-in values: estimate from the raw values instead.
-                inputs = gen.get_input_schema().model_construct(**raw)
-            entry.estimates.append(await gen.estimate_cost(inputs))
-            key = None if scope.used_placeholder else cache_key(gen, inputs.model_dump(mode="json"))
-            hit = await index.usable(key) if key is not None and not refresh else None
-            entry.keys.append(key)
-            entry.cached.append(hit is not None)
-            entry.uncertain |= scope.used_placeholder
-            found.append(hit)
+        for scope, label in zip(scopes, labels, strict=True):
+            call = await bind(name, label, step, gen, scope)
+            if call.key is not None and not refresh:
+                call = dataclasses.replace(call, lookup=await index.lookup(call.key))
+            entry.calls.append(call)
         counts[name] = len(scopes)
+        found = [c.lookup.result for c in entry.calls]
         known = all(r is not None for r in found)
         results[name] = (found if step.for_each is not None else found[0]) if known else None
         planned.append(entry)
-    return Plan(spec.name, order, planned, spec.max_cost_usd, results)
+    return Plan(spec.name, order, planned, spec.max_cost_usd, params, results)
 
 
 def _plan_items(for_each: Any, scope: Scope, counts: dict[str, int]) -> tuple[list[Any], bool]:

@@ -1,0 +1,228 @@
+"""What the terminal shows: live step and row progress (from the run's events), plan and cost tables, trees."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.tree import Tree
+
+from flows.batch.rows import BatchPlan
+from flows.events import (
+    BatchFinished,
+    BatchPlanned,
+    Event,
+    RowDone,
+    RunFinished,
+    RunStarted,
+    StepDone,
+    StepFailed,
+    StepProgress,
+    StepSkipped,
+    StepStarted,
+)
+from flows.pipeline.plan import Plan
+from flows.reporting.costs import CostRecord, totals, usd
+from flows.reporting.lineage import LineageNode
+
+
+class RunProgress:
+    """`with RunProgress(console) as p, subscribe(p):` shows live step states; p.records holds the cost records."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.states: dict[str, tuple[str, str]] = {}  # label -> (state text, generator)
+        self.started: dict[str, float] = {}
+        self.records: list[CostRecord] = []
+        self.flow_run_id: str | None = None
+        self.planned = 0
+        self._live = Live(self._render(), console=console, refresh_per_second=4, transient=False)
+
+    def __enter__(self) -> RunProgress:
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._live.update(self._render())
+        self._live.__exit__(*exc)
+
+    def __call__(self, event: Event) -> None:
+        match event:
+            case RunStarted(flow_run_id=run_id, planned_steps=planned):
+                self.flow_run_id, self.planned = run_id, planned
+            case RunFinished(records=records):
+                self.records = list(records)
+            case StepStarted(label=label, generator=generator):
+                self.started[label] = time.monotonic()
+                self.states[label] = ("[cyan]running[/]", generator)
+            case StepProgress(label=label, fraction=fraction):
+                elapsed = time.monotonic() - self.started.get(label, time.monotonic())
+                gen = self.states.get(label, ("", ""))[1]
+                self.states[label] = (f"[cyan]running[/] {fraction:4.0%} {elapsed:.0f}s", gen)
+            case StepDone(label=label, record=record):
+                status = "[green]cached[/]" if record.cached else "[green]done[/]"
+                self.states[label] = (f"{status} {record.wall_seconds:.1f}s {usd(record.actual_usd)}", record.generator)
+            case StepFailed(label=label, error=error):
+                self.states[label] = (f"[red]failed[/] {escape(error[:80])}", self.states.get(label, ("", ""))[1])
+            case StepSkipped(label=label):
+                self.states[label] = ("[yellow]skipped[/] (upstream failed)", "")
+            case _:
+                return
+        self._live.update(self._render())
+
+    def _render(self) -> Table:
+        table = Table(show_header=True, header_style="bold", box=None)
+        table.add_column("step")
+        table.add_column("generator")
+        table.add_column("state")
+        for label, (state, gen) in self.states.items():
+            table.add_row(label, gen, state)
+        done = sum(1 for s, _ in self.states.values() if "done" in s or "cached" in s)
+        table.caption = f"{done}/{max(self.planned, len(self.states))} step runs finished"
+        return table
+
+
+class BatchDisplay:
+    """The plan, the rows that were skipped, and a live bar of rows done / failed / remaining."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.results: list[Any] = []
+        self.summary: dict[str, Any] = {}
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> BatchDisplay:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._progress.__exit__(*exc)
+
+    def __call__(self, event: Event) -> None:
+        match event:
+            case BatchPlanned(plan=plan):
+                self.console.print(batch_plan_table(plan))
+                if plan.problems:
+                    self.console.print(problems_table(plan))
+                total = len(plan.valid_rows)
+                self._task = self._progress.add_task("rows", total=total, counts=_counts(0, 0, total))
+            case RowDone(done=done, failed=failed, total=total) if self._task is not None:
+                self._progress.update(self._task, completed=done + failed, counts=_counts(done, failed, total))
+            case BatchFinished(summary=summary, results=results):
+                self.results, self.summary = results, summary
+
+    def print_results(self, limit: int = 30) -> None:
+        if not self.summary:
+            return
+        if not self.summary.get("rows"):
+            self.console.print("No rows to run: every row of that results file succeeded.")
+            return
+        shown = self.results if len(self.results) <= limit else [r for r in self.results if r.status != "completed"]
+        table = Table(title=f"Batch results ({len(self.results)} rows)")
+        for col in ("row", "status", "cost", "cached", "output / error"):
+            table.add_column(col, justify="right" if col in ("row", "cost") else "left")
+        for r in shown[:limit]:
+            colour = {"completed": "green", "cached": "green", "failed": "red", "invalid": "yellow"}[r.status]
+            detail = r.output_urls if r.status in ("completed", "cached") else r.error[:160]
+            table.add_row(
+                str(r.row), f"[{colour}]{r.status}[/]", usd(r.cost_usd), f"{r.cached_steps}/{r.steps}", escape(detail)
+            )
+        self.console.print(table)
+        s = self.summary
+        self.console.print(
+            f"[bold]{s['completed']} completed · {s['cached']} from cache · {s['failed']} failed · "
+            f"{s['invalid']} invalid[/] — spent {usd(s['spent_usd'])}, saved {usd(s['saved_usd'])}"
+        )
+        self.console.print(f"Results: {s['results_csv']}  {s['results_parquet']}")
+
+
+def _counts(done: int, failed: int, total: int) -> str:
+    return f"[green]{done} done[/] · [red]{failed} failed[/] · {total - done - failed} remaining"
+
+
+def plan_table(plan: Plan) -> Table:
+    table = Table(title=f"Plan for {plan.pipeline}")
+    for col in ("step", "generator", "runs", "from cache", "estimate"):
+        table.add_column(col, justify="right" if col in ("runs", "from cache", "estimate") else "left")
+    for s in plan.steps:
+        table.add_row(
+            s.step, s.generator, str(s.count), str(sum(s.cached)), ("≈" if s.uncertain else "") + usd(s.total_usd)
+        )
+    cap = f" (cap {usd(plan.max_cost_usd)})" if plan.max_cost_usd is not None else ""
+    hits = sum(sum(s.cached) for s in plan.steps)
+    table.add_row("total", "", str(plan.step_count), str(hits), usd(plan.total_usd) + cap, style="bold")
+    return table
+
+
+def batch_plan_table(plan: BatchPlan) -> Table:
+    table = Table(title=f"Batch plan for {plan.pipeline}: {len(plan.valid_rows)} row(s)")
+    for col in ("step", "generator", "runs", "from cache", "estimate"):
+        table.add_column(col, justify="left" if col in ("step", "generator") else "right")
+    for s in plan.steps.values():
+        estimate = ("≈" if s.approximate else "") + usd(s.estimate_usd)
+        table.add_row(s.step, s.generator, str(s.runs), str(s.cached + s.repeats), estimate)
+    cap = f" (cap {usd(plan.max_cost_usd)})" if plan.max_cost_usd is not None else ""
+    hits = sum(s.cached + s.repeats for s in plan.steps.values())
+    runs = sum(s.runs for s in plan.steps.values())
+    table.add_row("total", "", str(runs), str(hits), usd(plan.total_usd) + cap, style="bold")
+    return table
+
+
+def problems_table(plan: BatchPlan) -> Table:
+    table = Table(title=f"{len(plan.problems)} problem(s): these rows are skipped", title_style="yellow")
+    for col in ("row", "column", "reason"):
+        table.add_column(col, justify="right" if col == "row" else "left")
+    for p in plan.problems:
+        table.add_row(str(p.row), escape(p.column or "—"), escape(p.reason))
+    return table
+
+
+def cost_table(records: list[CostRecord]) -> Table:
+    table = Table(title="Cost tally", show_lines=False)
+    for col in ("step", "generator", "status", "estimated", "actual", "saved", "wall s"):
+        table.add_column(col, justify="right" if col in ("estimated", "actual", "saved", "wall s") else "left")
+    for r in records:
+        actual = usd(r.actual_usd) + ("*" if r.actual_is_estimate and r.actual_usd else "")
+        table.add_row(
+            r.step, r.generator, r.status, usd(r.estimated_usd), actual, usd(r.saved_usd), f"{r.wall_seconds:.1f}"
+        )
+    t = totals(records)
+    table.add_row("total", "", "", usd(t["estimated_usd"]), usd(t["actual_usd"]), usd(t["saved_usd"]), "", style="bold")
+    return table
+
+
+def lineage_tree(root: LineageNode) -> Tree:
+    tree = Tree("lineage")
+
+    def add(parent: Tree, node: LineageNode) -> None:
+        branch = parent.add(_lineage_label(node))
+        for source in node.parents:
+            add(branch, source)
+
+    add(tree, root)
+    return tree
+
+
+def _lineage_label(node: LineageNode) -> str:
+    if node.missing:
+        return f"{node.sha256[:12]} [red](no sidecar in this store)[/]"
+    facts = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in node.facts.items())
+    step = f" step {escape(str(node.step))}" if node.step else ""
+    generator = escape(node.generator or "imported")
+    return (
+        f"[bold]{escape(str(node.kind))}[/] {node.sha256[:12]} {escape(str(node.format))} {escape(facts)} "
+        f"← [cyan]{generator}[/]{step}"
+    )

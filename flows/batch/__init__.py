@@ -1,0 +1,1 @@
+"""Batches: rows (CSV or list) → each checked and planned → rows run as subflows within shared limits → results."""

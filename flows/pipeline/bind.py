@@ -1,0 +1,83 @@
+"""Binding a step: its generator, validated inputs, cache key and estimate, worked out once and passed along.
+
+The plan binds every step whose inputs it can know; the runner runs those same calls (and binds only what
+the plan could not: steps fed by outputs that did not exist yet, and fallbacks). The task receives the
+call, and the cache policy reads its key: nothing downstream parses, estimates or hashes a step again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+
+from generators.base import BaseGenerator
+from generators.errors import InputValidationError
+
+from ..engine.caching import NOT_INDEXED, Lookup, cache_key
+from .scope import Scope
+from .spec import StepSpec
+
+
+@dataclass(frozen=True)
+class StepCall:
+    """One run of one generator on concrete inputs: what a plan shows and what a task executes."""
+
+    step: str  # the spec's step name
+    label: str  # the step, with its for_each index: "clip[2]"
+    generator: BaseGenerator
+    raw: dict[str, Any]  # the inputs with references resolved, before validation (a fallback binds from these)
+    inputs: BaseModel  # validated against the generator's input schema
+    payload: dict[str, Any]  # `inputs` as JSON
+    key: str | None  # content cache key; None while the inputs are planning stand-ins
+    estimate: Decimal
+    options: dict[str, Any] = field(default_factory=dict)  # the step's `task:` overrides
+    fallback: int = 0  # 0: the step's own generator; n: its n-th fallback
+    lookup: Lookup = NOT_INDEXED  # what the result index said of `key` when the call was bound
+
+    @property
+    def stand_in(self) -> bool:
+        """Bound on stand-ins for outputs not yet made: an estimate only, never run."""
+        return self.key is None
+
+
+async def bind(
+    name: str, label: str, step: StepSpec, generator: BaseGenerator, scope: Scope, fallback: int = 0
+) -> StepCall:
+    """Resolve the step's references in `scope` and bind the result to `generator`."""
+    raw = scope.resolve(step.inputs)
+    return await bind_raw(name, label, raw, step, generator, stand_in=scope.used_placeholder, fallback=fallback)
+
+
+async def bind_raw(
+    name: str,
+    label: str,
+    raw: dict[str, Any],
+    step: StepSpec,
+    generator: BaseGenerator,
+    *,
+    stand_in: bool = False,
+    fallback: int = 0,
+) -> StepCall:
+    try:
+        inputs = generator.parse_inputs(raw, where=label)
+    except InputValidationError:
+        if not stand_in:
+            raise
+        # A cross-field check tripped over stand-in values: estimate from the raw values instead.
+        inputs = generator.get_input_schema().model_construct(**raw)
+    payload = inputs.model_dump(mode="json")
+    return StepCall(
+        step=name,
+        label=label,
+        generator=generator,
+        raw=raw,
+        inputs=inputs,
+        payload=payload,
+        key=None if stand_in else cache_key(generator, payload),
+        estimate=await generator.estimate_cost(inputs),
+        options=dict(step.task),
+        fallback=fallback,
+    )

@@ -1,0 +1,1 @@
+"""What a run leaves behind to read: cost records and tables, media previews, lineage (data; no terminal code)."""
