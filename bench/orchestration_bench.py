@@ -55,8 +55,8 @@ def cpu_seconds() -> float:
 # -- child side -------------------------------------------------------------------------------------------
 async def run_direct(params: dict[str, Any]) -> dict[str, Any]:
     from flows.pipeline import PipelineRunner, make_plan
-    from flows.storyboard import load_spec
     from flows.pipeline.validate import validate
+    from flows.storyboard import load_spec
     from generators.context import GeneratorContext
     from generators.registry import get_registry
     from generators.storage import open_store
