@@ -9,12 +9,15 @@ block named by `<ENV_VAR>_BLOCK` (e.g. FAL_KEY_BLOCK=prod-fal). The block classe
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from generators.base import Credential
-from generators.credentials import register_secret_source
+from generators.credentials import Credential, register_secret_source
+
+if TYPE_CHECKING:  # the real types for checkers; at run time these load on first use (__getattr__ below)
+    from .credentials import ElevenLabsCredentials, FalCredentials, OpenAICredentials, ReplicateCredentials
+    from .storage import ArtifactStoreBlock
 
 _CLASSES = {
     "FalCredentials": "blocks.credentials",
@@ -23,7 +26,15 @@ _CLASSES = {
     "ElevenLabsCredentials": "blocks.credentials",
     "ArtifactStoreBlock": "blocks.storage",
 }
-__all__ = [*_CLASSES, "block_classes", "register_block_types"]
+__all__ = [  # spelled out, not built from _CLASSES, so type checkers can read it
+    "ArtifactStoreBlock",
+    "ElevenLabsCredentials",
+    "FalCredentials",
+    "OpenAICredentials",
+    "ReplicateCredentials",
+    "block_classes",
+    "register_block_types",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, cast
 
 from prefect.blocks.abstract import CredentialsBlock
-from pydantic import Field, SecretStr
+from pydantic import Field, HttpUrl, SecretStr
 
-from generators.base import Credential
+from generators.credentials import Credential
 from generators.errors import ConfigurationError
 from generators.providers._http import ProviderClient, ProviderInfo
 from generators.providers.elevenlabs import ELEVENLABS, ElevenLabsClient
@@ -52,7 +53,7 @@ class FalCredentials(ProviderCredentials):
     client_class = FalClient
     _block_type_name = "fal Credentials"
     _block_type_slug = FAL.credential.block_type
-    _documentation_url = FAL.credential.signup_url
+    _documentation_url = HttpUrl(FAL.credential.signup_url)
 
 
 class ReplicateCredentials(ProviderCredentials):
@@ -75,7 +76,7 @@ class ReplicateCredentials(ProviderCredentials):
     client_class = ReplicateClient
     _block_type_name = "Replicate Credentials"
     _block_type_slug = REPLICATE.credential.block_type
-    _documentation_url = REPLICATE.credential.signup_url
+    _documentation_url = HttpUrl(REPLICATE.credential.signup_url)
 
 
 class OpenAICredentials(ProviderCredentials):
@@ -98,7 +99,7 @@ class OpenAICredentials(ProviderCredentials):
     client_class = OpenAIClient
     _block_type_name = "OpenAI Credentials"
     _block_type_slug = OPENAI.credential.block_type
-    _documentation_url = OPENAI.credential.signup_url
+    _documentation_url = HttpUrl(OPENAI.credential.signup_url)
 
 
 class ElevenLabsCredentials(ProviderCredentials):
@@ -121,7 +122,7 @@ class ElevenLabsCredentials(ProviderCredentials):
     client_class = ElevenLabsClient
     _block_type_name = "ElevenLabs Credentials"
     _block_type_slug = ELEVENLABS.credential.block_type
-    _documentation_url = ELEVENLABS.credential.signup_url
+    _documentation_url = HttpUrl(ELEVENLABS.credential.signup_url)
 
 
 PROVIDER_CREDENTIALS: tuple[type[ProviderCredentials], ...] = (
@@ -140,8 +141,11 @@ def load_api_key(credential: Credential, block_name: str) -> SecretStr | None:
         return None
     save = f"`{cls.__name__}(api_key=...).save({block_name!r})` or the Blocks page of the Prefect UI"
     try:
-        # The sync client: keys are asked for from sync code (a provider client's constructor).
-        block = cls.load(block_name, _sync=True)
+        # The sync client: keys are asked for from sync code (a provider client's constructor). `_sync` is
+        # read by Prefect's @async_dispatch wrapper, whose declared signature omits it and types the result as
+        # maybe-a-coroutine; with _sync=True it is always the block, which the cast says.
+        load = cast(Callable[..., ProviderCredentials], cls.load)
+        block = load(block_name, _sync=True)
     except ValueError:  # Prefect's "Unable to find block document named … for block type …"
         raise ConfigurationError(
             f"{credential.env_var}_BLOCK names {block_name!r}, but there is no {cls.get_block_type_slug()} "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prefect.blocks.core import Block
 from prefect_aws import AwsCredentials
-from pydantic import Field, model_validator
+from pydantic import Field, HttpUrl, model_validator
 
 from generators.settings import get_settings
 from generators.storage import ArtifactStore, open_store
@@ -30,7 +30,7 @@ class ArtifactStoreBlock(Block):
 
     _block_type_name = "boardflow Artifact Store"
     _block_type_slug = "boardflow-artifact-store"
-    _documentation_url = "https://docs.prefect.io/integrations/prefect-aws"
+    _documentation_url = HttpUrl("https://docs.prefect.io/integrations/prefect-aws")
 
     path: str | None = Field(
         default=None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -13,23 +12,19 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ValidationError
 
 from .artifacts import Artifact, output_artifacts
+from .credentials import Credential, block_problem
 from .errors import InputValidationError, block_alternative
 
 if TYPE_CHECKING:
     from .context import GeneratorContext
 
-
-@dataclass(frozen=True)
-class Credential:
-    """An API key a generator needs: the env var to read and where a person gets one."""
-
-    env_var: str
-    provider: str
-    signup_url: str
-    block_type: str | None = None
-
-    def is_set(self) -> bool:
-        return bool(os.environ.get(self.env_var)) or bool(os.environ.get(f"{self.env_var}_BLOCK"))
+__all__ = [
+    "Availability",
+    "BaseGenerator",
+    "Credential",  # defined in .credentials; importable from here as it always was
+    "GeneratorResult",
+    "collect_artifacts",
+]
 
 
 @dataclass(frozen=True)
@@ -76,14 +71,16 @@ class BaseGenerator(ABC):
     Generators know nothing of Prefect: orchestration wraps them from the outside.
     """
 
-    name: ClassVar[str]  # stable id, provider/model style: "local/ken-burns", "fal/flux-dev"
-    artifact_type: ClassVar[str]  # image | video | audio | text | lora
-    description: ClassVar[str]
+    # Not ClassVars: a local generator sets these on its class, but a data-driven one (HostedGenerator,
+    # one instance per model spec) sets them per instance in __init__.
+    name: str  # stable id, provider/model style: "local/ken-burns", "fal/flux-dev"
+    artifact_type: str  # image | video | audio | text | lora
+    description: str
+    provider: str = "local"
+    credentials: tuple[Credential, ...] = ()
+    cost_model: str = "free (runs locally)"
     version: ClassVar[str] = "1"  # bump to invalidate cached results
-    provider: ClassVar[str] = "local"
-    credentials: ClassVar[tuple[Credential, ...]] = ()
     requires_modules: ClassVar[tuple[str, ...]] = ()  # optional imports; missing → unavailable
-    cost_model: ClassVar[str] = "free (runs locally)"
 
     @abstractmethod
     def get_input_schema(self) -> type[BaseModel]: ...
@@ -107,8 +104,6 @@ class BaseGenerator(ABC):
                 return Availability(
                     False, f"{cred.env_var} is not set.", f"Set {cred.env_var}{block}; get a key at {cred.signup_url}"
                 )
-            from .credentials import block_problem  # credentials imports this module
-
             if (problem := block_problem(cred)) is not None:
                 return Availability(False, problem.message, problem.hint or "")
         return Availability(True)

@@ -7,6 +7,9 @@ function that loads a key by block name; a user points a credential at a block b
 Keys are handed out as `pydantic.SecretStr`, whose repr and str hide the value, and every key handed
 out is remembered so `redact()` can strip it from any text (provider bodies, messages) before that
 text reaches an error, a log line or an artifact.
+
+`Credential` lives here, not in base.py: the generator contract (base.py) asks this module whether a key
+is usable, so this module must not need base.py (base.py re-exports `Credential` for its importers).
 """
 
 from __future__ import annotations
@@ -15,11 +18,25 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from .base import Credential
 from .errors import BoardflowError, ConfigurationError, MissingCredentialError
+
+
+@dataclass(frozen=True)
+class Credential:
+    """An API key a generator needs: the env var to read and where a person gets one."""
+
+    env_var: str
+    provider: str
+    signup_url: str
+    block_type: str | None = None
+
+    def is_set(self) -> bool:
+        return bool(os.environ.get(self.env_var)) or bool(os.environ.get(f"{self.env_var}_BLOCK"))
+
 
 # (credential, block name or None) -> the key, or None when this source does not have it.
 SecretSource = Callable[[Credential, "str | None"], "str | SecretStr | None"]

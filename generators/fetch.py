@@ -88,7 +88,14 @@ async def check_url(url: str, policy: FetchPolicy) -> None:
             infos = await asyncio.get_running_loop().getaddrinfo(host, parsed.port or 443, type=0)
         except OSError as exc:
             raise InputError(f"Cannot resolve host {host!r} of {url!r} ({exc}).") from exc
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        addresses = []
+        for *_, sockaddr in infos:
+            address = sockaddr[0]
+            if not isinstance(address, str):  # (int, bytes): an IPv6 answer to a Python built without IPv6
+                raise UnsafeURLError(
+                    f"Refusing to fetch {url!r}: {host} resolves to an address that cannot be checked."
+                ) from None
+            addresses.append(ipaddress.ip_address(address.split("%")[0]))
     for ip in addresses:
         if reason := _refused_ip(ip):
             raise UnsafeURLError(

@@ -113,10 +113,12 @@ def _probe_image(path: Path) -> MediaInfo:
 
 def _probe_av(path: Path, expected_kind: str) -> MediaInfo:
     import av
+    from av.error import FFmpegError
+    from av.stream import Disposition
 
     try:
         with av.open(str(path)) as container:
-            videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+            videos = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
             audios = list(container.streams.audio)
             fmt = _AV_FORMATS.get(container.format.name, container.format.name.split(",")[0])
             if container.format.name.endswith("_pipe") or container.format.name == "image2":
@@ -169,7 +171,7 @@ def _probe_av(path: Path, expected_kind: str) -> MediaInfo:
             )
     except ArtifactDecodeError:
         raise
-    except (av.FFmpegError, OSError, ValueError) as exc:
+    except (FFmpegError, OSError, ValueError) as exc:
         raise ArtifactDecodeError(f"{path.name} is not a decodable {expected_kind} file ({exc}).") from exc
 
 

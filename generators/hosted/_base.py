@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -46,9 +46,10 @@ OUTPUTS: dict[str, type[BaseModel]] = {
 }
 
 
-def output_for(kind: str, artifacts: list[Artifact]) -> BaseModel:
+def output_for(kind: str, artifacts: Sequence[Artifact]) -> BaseModel:
+    """The output model for `kind`; validation checks each artifact is of the kind's own class."""
     if kind == "image":
-        return ImagesOutput(images=artifacts)  # type: ignore[arg-type]
+        return ImagesOutput.model_validate({"images": list(artifacts)})
     (only,) = artifacts  # video, audio and text models make exactly one
     return OUTPUTS[kind].model_validate({kind: only})
 

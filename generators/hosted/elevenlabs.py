@@ -26,11 +26,11 @@ DEFAULT_VOICE = "JBFqnCBsd6RMkjVDRZzb"  # "George", the voice ElevenLabs' API re
 class VoiceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    stability: float = Field(0.5, ge=0, le=1, description="Lower is more expressive, higher more even.")
-    similarity_boost: float = Field(0.75, ge=0, le=1)
-    style: float = Field(0, ge=0, le=1)
+    stability: float = Field(default=0.5, ge=0, le=1, description="Lower is more expressive, higher more even.")
+    similarity_boost: float = Field(default=0.75, ge=0, le=1)
+    style: float = Field(default=0, ge=0, le=1)
     use_speaker_boost: bool = True
-    speed: float = Field(1.0, ge=0.7, le=1.2)
+    speed: float = Field(default=1.0, ge=0.7, le=1.2)
 
 
 class _SpeechBase(BaseModel):

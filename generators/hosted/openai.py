@@ -140,7 +140,7 @@ class OpenAIGenerator(HostedGenerator):
                 artifacts = [await context.store_text_result(text.text)]
         return output_for(self.artifact_type, artifacts)
 
-    async def _store_images(self, answer: ImagesResponse, context: GeneratorContext) -> list:
+    async def _store_images(self, answer: ImagesResponse, context: GeneratorContext) -> list[ImageArtifact]:
         if answer.usage is not None:
             context.record_cost(usage_cost(answer.usage))
         return [await context.store_image_result(data) for data in answer.image_bytes()]

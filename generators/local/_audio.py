@@ -94,6 +94,7 @@ async def encode_audio(wav: Path, fmt: AudioFormat, ctx: GeneratorContext, *, du
 def decode_mono(path: Path, sample_rate: int) -> np.ndarray:
     """Decode any audio file to mono float32 at `sample_rate` (PyAV), for analysis rather than playback."""
     import av
+    from av.error import FFmpegError
 
     chunks: list[np.ndarray] = []
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
@@ -104,6 +105,6 @@ def decode_mono(path: Path, sample_rate: int) -> np.ndarray:
             for frame in container.decode(audio=0):
                 chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
             chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
-    except av.FFmpegError as exc:
+    except FFmpegError as exc:
         raise ArtifactDecodeError(f"{path.name} does not decode as audio ({exc}).") from exc
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)

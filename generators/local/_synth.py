@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +70,7 @@ def highpass(noise: np.ndarray, width: int) -> np.ndarray:
 
 # -- instruments: each returns stereo float32 (frames × 2) ------------------------------------------------------
 def pad(
-    notes: list[float],
+    notes: Sequence[float],
     hold: float,
     sr: int,
     *,

@@ -64,7 +64,8 @@ class ImageResizeInput(BaseModel):
     def pad_rgba(self) -> tuple[int, int, int, int]:
         digits = self.pad_color.lstrip("#")
         channels = [int(digits[i : i + 2], 16) for i in range(0, len(digits), 2)]
-        return (*channels[:3], channels[3] if len(channels) == 4 else 255)  # type: ignore[return-value]
+        red, green, blue = channels[:3]
+        return (red, green, blue, channels[3] if len(channels) == 4 else 255)
 
 
 class ImageResizeOutput(BaseModel):

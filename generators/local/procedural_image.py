@@ -281,11 +281,20 @@ def compose(prompt: str, seed: int, width: int, height: int) -> Image.Image:
 _TYPOGRAPHY = str.maketrans({"—": "-", "–": "-", "‐": "-", "−": "-", "«": '"', "»": '"', "\u00a0": " "})
 
 
-def _missing_glyph(font: ImageFont.FreeTypeFont) -> bytes:
-    return bytes(font.getmask("\U0010fff0"))  # a private-use code point: no font has it, so this is .notdef
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont  # what ImageFont.load_default() returns
 
 
-def drawable_text(text: str, font: ImageFont.FreeTypeFont) -> str:
+def _mask_bytes(font: Font, text: str) -> bytes:
+    # Pillow's stub gives ImagingCore a __getitem__ but no __iter__/__len__; bytes() reads it through the
+    # sequence protocol at run time, which the stub cannot express.
+    return bytes(font.getmask(text))  # pyright: ignore[reportArgumentType]
+
+
+def _missing_glyph(font: Font) -> bytes:
+    return _mask_bytes(font, "\U0010fff0")  # a private-use code point: no font has it, so this is .notdef
+
+
+def drawable_text(text: str, font: Font) -> str:
     """`text` with every character the font lacks replaced by its unaccented form, or '?' when it has none.
 
     Pillow's bundled font covers ASCII and a few quotes only; an empty box in a caption looks broken.
@@ -293,11 +302,11 @@ def drawable_text(text: str, font: ImageFont.FreeTypeFont) -> str:
     notdef = _missing_glyph(font)
     out = []
     for char in text.translate(_TYPOGRAPHY):
-        if char == " " or bytes(font.getmask(char)) != notdef:
+        if char == " " or _mask_bytes(font, char) != notdef:
             out.append(char)
             continue
         plain = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
-        out.append(plain if plain and bytes(font.getmask(plain)) != notdef else "?")
+        out.append(plain if plain and _mask_bytes(font, plain) != notdef else "?")
     return "".join(out)
 
 

@@ -15,8 +15,7 @@ from urllib.parse import urlparse
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from ..base import Credential
-from ..credentials import get_secret, redact, remember_secret
+from ..credentials import Credential, get_secret, redact, remember_secret
 from ..errors import (
     InsufficientCreditError,
     ProviderAuthError,

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from ..base import Credential
+from ..credentials import Credential
 from ._http import ErrorInfo, ProviderClient, ProviderInfo
 
 ELEVENLABS = ProviderInfo(

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from ..base import Credential
+from ..credentials import Credential
 from ..errors import ProviderInputError
 from ._http import ErrorInfo, ProviderClient, ProviderInfo, file_chunks, parse
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from ..base import Credential
+from ..credentials import Credential
 from ..errors import UnexpectedResponseError
 from ._http import ErrorInfo, ProviderClient, ProviderInfo, parse
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from ..base import Credential
+from ..credentials import Credential
 from ._http import ErrorInfo, ProviderClient, ProviderInfo, parse
 
 REPLICATE = ProviderInfo(

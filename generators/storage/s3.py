@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
-import boto3
+import boto3.session
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -146,7 +146,7 @@ class S3Store(ArtifactStore):
         # be a damaged object, which the upload below replaces.
         if head is not None and head["ContentLength"] == size:
             return StoredObject(sha, key, self.url_for(key), size, created=False)
-        extra = {"Metadata": {"sha256": sha}}
+        extra: dict[str, str | dict[str, str]] = {"Metadata": {"sha256": sha}}
         content_type = mimetypes.guess_type(f"x.{ext.lstrip('.')}")[0]
         if content_type:
             extra["ContentType"] = content_type
