@@ -5,7 +5,7 @@ Run: .venv/bin/python -m bench.workers_bench [--rows 100] [--limit 1]
 The scale-out path, for real: one `prefect server start` on a free 127.0.0.1 port (temporary PREFECT_HOME),
 the process work pool of prefect.yaml, the `pipeline` deployment deployed to it with `prefect deploy`, and
 `prefect worker start --type process` workers pulling the rows, each row a separate flow run of that deployment
-(deployments/runs.py:submit_rows, as the scale-out test does). Both workers share one data folder
+(deployments/fanout.py, as the scale-out test does). Both workers share one data folder
 (BOARDFLOW_DATA_DIR: local store, cache records, locks, results), as two workers on one machine would.
 
 Rows are slideshow slides at tiny sizes (picture 512x512 → Ken Burns clip 320x180 at 24 fps, 1.0, 1.5 or 2.0 s
@@ -33,6 +33,7 @@ Prints a table and a `RESULT {json}` line. Every process it starts is stopped on
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -45,23 +46,22 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.objects import FlowRun, WorkerStatus
 
+from deployments.fanout import DEPLOYMENT, run_result, submit_rows, wait_for_runs
 from deployments.local_server import PrefectServer, prefect_executable, stop_process, wait_until
-from deployments.runs import PrefectAPI, run_result, submit_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT_NAME = "pipeline"
-DEPLOYMENT = "boardflow-named-pipeline/pipeline"
 PIPELINE = "slideshow"
 RESULT_MARK = "RESULT "
 WORKERS = ("worker-a", "worker-b")
 POLL_SECONDS = 2.0
-MAX_READ = 200  # PREFECT_SERVER_API_DEFAULT_LIMIT: the most runs one PrefectAPI.read_runs call may ask for
 MOTIONS = ["zoom-in", "pan-right", "zoom-out", "pan-left", "pan-up", "pan-down"]
 MOODS = ["calm", "upbeat", "dreamy", "tense", "epic"]
 DURATIONS = [1.0, 1.5, 2.0]  # with the 5 moods: 15 music beds per phase
@@ -182,6 +182,14 @@ def start_worker(server: PrefectServer, pool: str, name: str, limit: int, data_d
     )  # fmt: skip
 
 
+def online_workers(server: PrefectServer, pool: str) -> set[str]:
+    async def read() -> list:
+        async with PrefectClient(server.api_url) as client:
+            return await client.read_workers_for_work_pool(pool)
+
+    return {worker.name for worker in asyncio.run(read()) if worker.status == WorkerStatus.ONLINE}
+
+
 def stop_tree(proc: subprocess.Popen) -> None:
     """Stop a worker's process group, then anything under it that left the group (e.g. an isolated flow run)."""
     below = tree(proc.pid)[1:]
@@ -207,20 +215,19 @@ class Half:
     load_after: str = ""
 
 
-def end_time(run: dict[str, Any]) -> float:
-    return datetime.fromisoformat(run["end_time"]).timestamp()
+async def submit_and_wait(server: PrefectServer, batch: list[dict], phase: int) -> list[FlowRun]:
+    async with PrefectClient(server.api_url) as client:
+        ids = await submit_rows(DEPLOYMENT, PIPELINE, batch, tags=["workers-bench", f"phase-{phase}"], client=client)
+        return await wait_for_runs(ids, timeout=120 + 60 * len(batch), interval=POLL_SECONDS, client=client)
 
 
-def run_half(
-    api: PrefectAPI, server: PrefectServer, workers: dict[str, subprocess.Popen], phase: int, batch: list[dict]
-) -> Half:
+def run_half(server: PrefectServer, workers: dict[str, subprocess.Popen], phase: int, batch: list[dict]) -> Half:
     half = Half(phase, len(batch), load_before=load())
     alive = {name: proc for name, proc in workers.items() if proc.poll() is None}
     cpu = (tree_cpu(server.proc.pid), sum(tree_cpu(p.pid) for p in alive.values()), own_cpu())
     started = time.time()
-    ids = submit_rows(api, DEPLOYMENT, PIPELINE, batch, tags=["workers-bench", f"phase-{phase}"])
     try:
-        runs = api.wait_for_runs(ids, timeout=120 + 60 * len(batch), interval=POLL_SECONDS)
+        runs = asyncio.run(submit_and_wait(server, batch, phase))
     except TimeoutError:
         for name in workers:
             print(f"---- {name}.log (tail)\n{server.log_tail(f'{name}.log')}", file=sys.stderr)
@@ -229,15 +236,15 @@ def run_half(
     half.workers_cpu = sum(tree_cpu(p.pid) for p in alive.values()) - cpu[1]
     half.bench_cpu = own_cpu() - cpu[2]
     half.load_after = load()
-    half.wall = max((end_time(r) for r in runs if r.get("end_time")), default=time.time()) - started
+    half.wall = max((r.end_time.timestamp() for r in runs if r.end_time), default=time.time()) - started
     for run in runs:
-        worker = (run.get("labels") or {}).get("prefect.worker.name", "?")
+        worker = run.labels.get("prefect.worker.name", "?")
         half.by_worker[worker] = half.by_worker.get(worker, 0) + 1
-        if run["state_type"] != "COMPLETED":
-            message = " ".join(str(run["state"].get("message") or "").split())  # one line: there may be many
-            half.failed.append(f"{run['name']} {run['id']}: {run['state_name']}: {message[:400]}")
+        if not run.state.is_completed():
+            message = " ".join(str(run.state.message or "").split())  # one line: there may be many
+            half.failed.append(f"{run.name} {run.id}: {run.state_name}: {message[:400]}")
             continue
-        for record in run_result(run)["records"]:
+        for record in asyncio.run(run_result(run))["records"]:
             if record["cached"]:
                 half.cached[record["step"]] = half.cached.get(record["step"], 0) + 1
     return half
@@ -300,16 +307,15 @@ def bench(count: int, limit: int, work: Path) -> int:
         prefect_cli(server, "work-pool", "create", pool, "--type", "process", "--overwrite")
         # Only `pipeline`: `--all` would also bring the nightly schedule, whose runs these workers would pick up.
         prefect_cli(server, "deploy", "--name", DEPLOYMENT_NAME)
-        api = PrefectAPI(server.api_url)
         workers[WORKERS[0]] = start_worker(server, pool, WORKERS[0], limit, data_dir)
-        wait_until(lambda: WORKERS[0] in api.online_workers(pool), 120, f"{WORKERS[0]} online")
+        wait_until(lambda: WORKERS[0] in online_workers(server, pool), 120, f"{WORKERS[0]} online")
         print(f"server up, pool {pool!r} and {DEPLOYMENT} deployed, {WORKERS[0]} online: "
               f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
 
         sampler = PeakSampler(server.proc.pid, workers)
         sampler.start()
         cleanup.callback(sampler.stop)
-        warm = run_half(api, server, workers, 0, rows(0, 1))
+        warm = run_half(server, workers, 0, rows(0, 1))
         if warm.failed:
             raise RuntimeError(f"the warm-up row failed: {warm.failed}")
         print(f"warm-up row (not counted): {warm.wall:.1f} s", flush=True)
@@ -318,12 +324,12 @@ def bench(count: int, limit: int, work: Path) -> int:
         for i, phase in enumerate(order):
             if phase == 2 and WORKERS[1] not in workers:
                 workers[WORKERS[1]] = start_worker(server, pool, WORKERS[1], limit, data_dir)
-                wait_until(lambda: set(WORKERS) <= api.online_workers(pool), 120, f"{WORKERS[1]} online")
+                wait_until(lambda: set(WORKERS) <= online_workers(server, pool), 120, f"{WORKERS[1]} online")
             if phase == 1 and WORKERS[1] in workers:
                 stop_tree(workers.pop(WORKERS[1]))  # gone before phase 1's rows are submitted
             batch = chunks[phase][0 if i < 2 else 1]
             if batch:
-                halves.append(run_half(api, server, workers, phase, batch))
+                halves.append(run_half(server, workers, phase, batch))
                 print_half(halves[-1])
         sampler.stop()
         return report(halves, count, limit, sampler)
@@ -397,9 +403,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=1, help="flow runs at a time per worker (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data) even when all went well")
     args = parser.parse_args()
-    if not 2 <= args.rows <= 2 * MAX_READ:
-        # Each phase runs in two halves; a half's runs are read in one /flow_runs/filter call, capped by the server.
-        parser.error(f"--rows must be between 2 and {2 * MAX_READ}")
+    if args.rows < 2:
+        parser.error("--rows must be at least 2 (each phase runs in two halves)")
     for name in FOREIGN_ENV:
         os.environ.pop(name, None)
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the finally blocks stop every process we started.

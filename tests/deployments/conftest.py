@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from deployments.local_server import PrefectServer
-from deployments.runs import PrefectAPI
 from tests.deployments.kit import POOL, run_cli
 
 
@@ -16,8 +15,8 @@ def prefect_server(tmp_path_factory) -> PrefectServer:
 
 
 @pytest.fixture(scope="package")
-def deployed(prefect_server: PrefectServer) -> PrefectAPI:
+def deployed(prefect_server: PrefectServer) -> PrefectServer:
     """prefect.yaml deployed the documented way: create the process pool, then `prefect deploy --all`."""
     run_cli(prefect_server, "work-pool", "create", POOL, "--type", "process", "--overwrite")
     run_cli(prefect_server, "deploy", "--all")
-    return PrefectAPI(prefect_server.api_url)
+    return prefect_server

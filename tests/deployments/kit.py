@@ -1,12 +1,21 @@
-"""Shared bits of the deployment tests: where the project is, its work pool, and `prefect` CLI calls."""
+"""Shared bits of the deployment tests: the project, its work pool, `prefect` CLI calls and client calls."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.objects import WorkerStatus
+from prefect.exceptions import ObjectNotFound
 
 from deployments.local_server import PrefectServer, prefect_executable
 from deployments.serve import deployment_specs
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 POOL = deployment_specs(names=["pipeline"])[0]["work_pool"]["name"]  # the process pool of prefect.yaml
@@ -20,3 +29,25 @@ def run_cli(server: PrefectServer, *args: str, timeout: float = 180) -> subproce
     )  # fmt: skip
     assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
+
+
+def on(server: PrefectServer, call: Callable[[PrefectClient], Awaitable[T]]) -> T:
+    """`await call(client)` with a client of that server (the tests are synchronous; one event loop per call)."""
+
+    async def main() -> T:
+        async with PrefectClient(server.api_url) as client:
+            return await call(client)
+
+    return asyncio.run(main())
+
+
+async def online_workers(client: PrefectClient, pool: str) -> set[str]:
+    return {w.name for w in await client.read_workers_for_work_pool(pool) if w.status == WorkerStatus.ONLINE}
+
+
+async def deployment_or_none(client: PrefectClient, name: str) -> Any:
+    """`flow-name/deployment-name`, or None while it does not exist (e.g. being replaced)."""
+    try:
+        return await client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        return None

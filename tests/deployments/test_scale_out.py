@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import boto3
 import httpx
 import pytest
+from prefect.client.schemas.objects import FlowRun
 
-from deployments.local_server import free_port, prefect_executable, stop_process, wait_until
-from deployments.runs import PrefectAPI, run_result, submit_rows
+from deployments.fanout import DEPLOYMENT, run_result, submit_rows, wait_for_runs
+from deployments.local_server import PrefectServer, free_port, prefect_executable, stop_process, wait_until
 from generators.media import probe
-from tests.deployments.kit import POOL
+from tests.deployments.kit import POOL, on, online_workers
 
 pytestmark = pytest.mark.slow
 
-DEPLOYMENT = "boardflow-named-pipeline/pipeline"
 BUCKET, PREFIX = "boardflow-shared", "studio"
 WORKERS = ("worker-a", "worker-b")
 # Six slides, small and short: distinct pictures, and music shared by rows of one mood (made once, by one worker).
@@ -57,31 +58,31 @@ def start_worker(server, name: str, endpoint: str, data_dir):
     )
 
 
-def run_rows(api: PrefectAPI, server, rows: list[dict], tag: str) -> list[dict]:
-    ids = submit_rows(api, DEPLOYMENT, "slideshow", rows, tags=[tag])
+def run_rows(server: PrefectServer, rows: list[dict], tag: str) -> list[FlowRun]:
+    ids = on(server, lambda c: submit_rows(DEPLOYMENT, "slideshow", rows, tags=[tag], client=c))
     try:
-        runs = api.wait_for_runs(ids, timeout=300)
+        runs = on(server, lambda c: wait_for_runs(ids, timeout=300, client=c))
     except TimeoutError:
         print(*(server.log_tail(f"{w}.log") for w in WORKERS), sep="\n----\n")
         raise
-    failed = [r for r in runs if r["state_type"] != "COMPLETED"]
-    assert not failed, [(r["name"], r["state_name"], r["state"]["message"]) for r in failed]
+    failed = [r for r in runs if not r.state.is_completed()]
+    assert not failed, [(r.name, r.state_name, r.state.message) for r in failed]
     return runs
 
 
-def test_two_workers_share_rows_store_and_cache(deployed: PrefectAPI, prefect_server, tmp_path):
-    server, api = prefect_server, deployed
+def test_two_workers_share_rows_store_and_cache(deployed: PrefectServer, tmp_path):
+    server = deployed
     endpoint = start_moto(server)
     shared_data = tmp_path / "shared-data"  # Prefect's cache records and locks: one folder both workers see
     workers = {name: start_worker(server, name, endpoint, shared_data) for name in WORKERS}
-    wait_until(lambda: api.online_workers(POOL) >= set(WORKERS), 90, "both workers online")
+    wait_until(lambda: on(server, lambda c: online_workers(c, POOL)) >= set(WORKERS), 90, "both workers online")
 
-    first = run_rows(api, server, ROWS, "first")
-    ran_on = [r["labels"].get("prefect.worker.name") for r in first]  # runs come back in row order
+    first = run_rows(server, ROWS, "first")
+    ran_on = [r.labels.get("prefect.worker.name") for r in first]  # runs come back in row order
     assert set(ran_on) == set(WORKERS), f"the rows did not spread over both workers: {ran_on}"
 
     s3 = boto3.client("s3", endpoint_url=endpoint)
-    results = [run_result(r) for r in first]
+    results = [asyncio.run(run_result(r)) for r in first]
     for name, result in enumerate(results, start=1):
         video = result["outputs"]["video"]
         assert video["storage_url"].startswith(f"s3://{BUCKET}/{PREFIX}/objects/"), video["storage_url"]
@@ -100,10 +101,10 @@ def test_two_workers_share_rows_store_and_cache(deployed: PrefectAPI, prefect_se
     # worker-b leaves; its rows run again on worker-a and come wholly from the cache worker-b filled.
     stop_process(workers["worker-b"])
     rows_b = [i for i, worker in enumerate(ran_on) if worker == "worker-b"]
-    again = run_rows(api, server, [ROWS[i] for i in rows_b], "again")
-    assert {r["labels"].get("prefect.worker.name") for r in again} == {"worker-a"}
+    again = run_rows(server, [ROWS[i] for i in rows_b], "again")
+    assert {r.labels.get("prefect.worker.name") for r in again} == {"worker-a"}
     for i, run in zip(rows_b, again, strict=True):
-        result = run_result(run)
+        result = asyncio.run(run_result(run))
         assert result["records"] and all(rec["cached"] for rec in result["records"]), (i + 1, result["records"])
         assert sum(float(rec["actual_usd"]) for rec in result["records"]) == 0
         assert result["outputs"]["video"]["sha256"] == results[i]["outputs"]["video"]["sha256"], i + 1

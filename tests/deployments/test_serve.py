@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import httpx
 import pytest
 
-from deployments.local_server import stop_process, wait_until
-from deployments.runs import PrefectAPI, run_result, submit_rows
+from deployments.fanout import DEPLOYMENT, run_result, submit_rows, wait_for_runs
+from deployments.local_server import PrefectServer, stop_process, wait_until
 from generators.media import probe
-from tests.deployments.kit import ROOT, run_cli
+from tests.deployments.kit import ROOT, deployment_or_none, on, run_cli
 
 BOARDFLOW = [str(Path(sys.executable).with_name("boardflow"))]  # the installed command
 ROW = {"prompt": "a lighthouse at dawn", "duration": 2.0, "image_size": "512x512", "resolution": "320x180", "fps": 24}
@@ -35,8 +35,8 @@ def test_serve_without_a_server_says_how_to_start_one(tmp_path):
 
 
 @pytest.mark.slow
-def test_serve_takes_over_pool_deployments_when_asked_and_runs_them(deployed: PrefectAPI, prefect_server, tmp_path):
-    server, api = prefect_server, deployed
+def test_serve_takes_over_pool_deployments_when_asked_and_runs_them(deployed: PrefectServer, tmp_path):
+    server = deployed
     data_dir = tmp_path / "data"
     refused = boardflow("serve", env=server.env(BOARDFLOW_DATA_DIR=str(data_dir)))
     assert refused.returncode == 1
@@ -46,17 +46,17 @@ def test_serve_takes_over_pool_deployments_when_asked_and_runs_them(deployed: Pr
     serving = server.spawn([*BOARDFLOW, "serve", "--replace", "--only", "pipeline"], "serve.log",
                            BOARDFLOW_DATA_DIR=str(data_dir), PREFECT_LOGGING_LEVEL="INFO")  # fmt: skip
     try:
-        name = "boardflow-named-pipeline/pipeline"
 
         def served() -> bool:
-            response = httpx.get(f"{api.api_url}/deployments/name/{name}", timeout=10)
-            return response.status_code == 200 and response.json()["work_pool_name"] is None
+            deployment = on(server, lambda c: deployment_or_none(c, DEPLOYMENT))
+            return deployment is not None and deployment.work_pool_name is None
 
         wait_until(served, 120, "`boardflow serve` registering the pipeline deployment")
-        (run,) = api.wait_for_runs(submit_rows(api, name, "slideshow", [ROW]), timeout=240)
-        assert run["state_type"] == "COMPLETED", (run["state"]["message"], server.log_tail("serve.log"))
-        assert run["work_pool_name"] is None and "prefect.worker.name" not in run["labels"]
-        video = run_result(run)["outputs"]["video"]
+        ids = on(server, lambda c: submit_rows(DEPLOYMENT, "slideshow", [ROW], client=c))
+        (run,) = on(server, lambda c: wait_for_runs(ids, timeout=240, client=c))
+        assert run.state.is_completed(), (run.state.message, server.log_tail("serve.log"))
+        assert run.work_pool_name is None and "prefect.worker.name" not in run.labels
+        video = asyncio.run(run_result(run))["outputs"]["video"]
         path = Path(unquote(urlparse(video["storage_url"]).path))
         assert path.is_relative_to(data_dir), "the served run did not use the serving process's data folder"
         media = probe(path, "video")
