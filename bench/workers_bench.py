@@ -244,7 +244,7 @@ def run_half(server: PrefectServer, workers: dict[str, subprocess.Popen], phase:
             message = " ".join(str(run.state.message or "").split())  # one line: there may be many
             half.failed.append(f"{run.name} {run.id}: {run.state_name}: {message[:400]}")
             continue
-        for record in asyncio.run(run_result(run))["records"]:
+        for record in asyncio.run(run_result(run)).model_dump(mode="json")["records"]:
             if record["cached"]:
                 half.cached[record["step"]] = half.cached.get(record["step"], 0) + 1
     return half

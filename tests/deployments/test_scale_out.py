@@ -82,7 +82,7 @@ def test_two_workers_share_rows_store_and_cache(deployed: PrefectServer, tmp_pat
     assert set(ran_on) == set(WORKERS), f"the rows did not spread over both workers: {ran_on}"
 
     s3 = boto3.client("s3", endpoint_url=endpoint)
-    results = [asyncio.run(run_result(r)) for r in first]
+    results = [asyncio.run(run_result(r)).model_dump(mode="json") for r in first]
     for name, result in enumerate(results, start=1):
         video = result["outputs"]["video"]
         assert video["storage_url"].startswith(f"s3://{BUCKET}/{PREFIX}/objects/"), video["storage_url"]
@@ -104,7 +104,7 @@ def test_two_workers_share_rows_store_and_cache(deployed: PrefectServer, tmp_pat
     again = run_rows(server, [ROWS[i] for i in rows_b], "again")
     assert {r.labels.get("prefect.worker.name") for r in again} == {"worker-a"}
     for i, run in zip(rows_b, again, strict=True):
-        result = asyncio.run(run_result(run))
+        result = asyncio.run(run_result(run)).model_dump(mode="json")
         assert result["records"] and all(rec["cached"] for rec in result["records"]), (i + 1, result["records"])
         assert sum(float(rec["actual_usd"]) for rec in result["records"]) == 0
         assert result["outputs"]["video"]["sha256"] == results[i]["outputs"]["video"]["sha256"], i + 1

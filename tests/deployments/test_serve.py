@@ -56,7 +56,7 @@ def test_serve_takes_over_pool_deployments_when_asked_and_runs_them(deployed: Pr
         (run,) = on(server, lambda c: wait_for_runs(ids, timeout=240, client=c))
         assert run.state.is_completed(), (run.state.message, server.log_tail("serve.log"))
         assert run.work_pool_name is None and "prefect.worker.name" not in run.labels
-        video = asyncio.run(run_result(run))["outputs"]["video"]
+        video = asyncio.run(run_result(run)).model_dump(mode="json")["outputs"]["video"]
         path = Path(unquote(urlparse(video["storage_url"]).path))
         assert path.is_relative_to(data_dir), "the served run did not use the serving process's data folder"
         media = probe(path, "video")
