@@ -11,9 +11,9 @@ from pydantic import Field, HttpUrl, SecretStr
 
 from generators.credentials import Credential
 from generators.errors import ConfigurationError
-from generators.providers._http import ProviderClient, ProviderInfo
 from generators.providers.elevenlabs import ELEVENLABS, ElevenLabsClient
 from generators.providers.fal import FAL, FalClient
+from generators.providers.http import ProviderClient, ProviderInfo
 from generators.providers.openai import OPENAI, OpenAIClient
 from generators.providers.replicate import REPLICATE, ReplicateClient
 

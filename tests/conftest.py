@@ -142,3 +142,12 @@ def s3_bucket(s3_endpoint, request):
     name = "".join(c for c in name if c.isalnum() or c == "-")[:60]
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
     return name
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tiers: `servers` (a real `prefect server start`, workers), `browser` (Chromium); `make test-fast` skips them."""
+    for item in items:
+        if "prefect_server" in item.fixturenames:
+            item.add_marker(pytest.mark.servers)
+        if "chromium_executable" in item.fixturenames:
+            item.add_marker(pytest.mark.browser)

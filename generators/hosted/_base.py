@@ -15,7 +15,7 @@ from ..artifacts import Artifact, AudioArtifact, ImageArtifact, TextArtifact, Vi
 from ..base import BaseGenerator
 from ..context import GeneratorContext
 from ..pricing import Price
-from ..providers._http import ProviderClient, mime_type
+from ..providers.http import ProviderClient, mime_type
 
 log = logging.getLogger("boardflow")
 R = TypeVar("R", bound="JobRecord")

@@ -15,8 +15,8 @@ from ..artifacts import ImageArtifact
 from ..context import GeneratorContext
 from ..errors import JobFailedError, ProviderInputError
 from ..pricing.fal import FAL_PRICES
-from ..providers._http import parse_data, store_output
 from ..providers.fal import FalClient, FalJob
+from ..providers.http import parse_data, store_output
 from ._base import HostedGenerator, HostedSpec, JobRecord, output_for
 
 ImageSizeName = Literal["square_hd", "square", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9"]

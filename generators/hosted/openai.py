@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..artifacts import AudioArtifact, ImageArtifact
 from ..context import GeneratorContext
 from ..pricing.openai import IMAGE_INPUT_TOKENS_PER_IMAGE, IMAGE_OUTPUT_TOKENS, OPENAI_PRICES
-from ..providers._http import mime_type
+from ..providers.http import mime_type
 from ..providers.openai import ImagesResponse, ImageUsage, OpenAIClient
 from ._base import HostedGenerator, HostedSpec, output_for
 

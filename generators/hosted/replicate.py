@@ -17,7 +17,7 @@ from ..artifacts import AudioArtifact, ImageArtifact
 from ..context import GeneratorContext
 from ..errors import JobFailedError, ProviderInputError
 from ..pricing.replicate import REPLICATE_PRICES
-from ..providers._http import parse_data, store_output
+from ..providers.http import parse_data, store_output
 from ..providers.replicate import Prediction, ReplicateClient
 from ._base import HostedGenerator, HostedSpec, JobRecord, output_for
 

@@ -1,1 +1,1 @@
-"""One HTTP client per hosted provider (fal, Replicate, OpenAI, ElevenLabs); shared plumbing in _http.py."""
+"""One HTTP client per hosted provider (fal, Replicate, OpenAI, ElevenLabs); shared plumbing in http.py."""

@@ -15,7 +15,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from ..credentials import Credential
-from ._http import ErrorInfo, ProviderClient, ProviderInfo
+from .http import ErrorInfo, ProviderClient, ProviderInfo
 
 ELEVENLABS = ProviderInfo(
     name="elevenlabs",

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..credentials import Credential
 from ..errors import ProviderInputError
-from ._http import ErrorInfo, ProviderClient, ProviderInfo, file_chunks, parse
+from .http import ErrorInfo, ProviderClient, ProviderInfo, file_chunks, parse
 
 FAL = ProviderInfo(
     name="fal",

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..credentials import Credential
 from ..errors import UnexpectedResponseError
-from ._http import ErrorInfo, ProviderClient, ProviderInfo, parse
+from .http import ErrorInfo, ProviderClient, ProviderInfo, parse
 
 OPENAI = ProviderInfo(
     name="openai",

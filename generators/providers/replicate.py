@@ -14,7 +14,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from ..credentials import Credential
-from ._http import ErrorInfo, ProviderClient, ProviderInfo, parse
+from .http import ErrorInfo, ProviderClient, ProviderInfo, parse
 
 REPLICATE = ProviderInfo(
     name="replicate",

@@ -17,9 +17,9 @@ from generators.errors import (
     UnexpectedResponseError,
     is_retryable,
 )
-from generators.providers._http import retry_after_seconds
 from generators.providers.elevenlabs import ElevenLabsClient
 from generators.providers.fal import FalClient, FalJob
+from generators.providers.http import retry_after_seconds
 from generators.providers.openai import OpenAIClient
 from generators.providers.replicate import ReplicateClient
 
