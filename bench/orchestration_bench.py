@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-TARGET_RATIO = 1.25
+TARGET_RATIO = 1.10
 RESULT_MARK = "RESULT "
 SCENES = [
     {"prompt": "a lighthouse on a cliff at dawn, warm orange sky", "narration": "At dawn the lighthouse keeps watch."},
@@ -68,8 +68,8 @@ async def run_direct(params: dict[str, Any]) -> dict[str, Any]:
             self.store = store
             self.compute: list[float] = []
 
-        async def run(self, call, refresh):
-            async with GeneratorContext(self.store, step=call.label) as ctx:
+        async def run(self, call, refresh, hold):
+            async with GeneratorContext(self.store, step=call.label) as ctx, hold():
                 result = await call.generator.run(call.inputs, ctx, estimate=call.estimate)
             self.compute.append(result.compute_seconds)
             return result, False

@@ -240,8 +240,11 @@ async def run_ffmpeg(
     duration: float | None = None,
     progress: ProgressFn | None = None,
     what: str = "ffmpeg",
+    nice: int = 0,
 ) -> None:
     """Run ffmpeg with `args` (no binary, no -y needed), reporting progress against `duration` seconds.
+
+    `nice` > 0 runs it at a lower priority (work that may only take CPU the rest leaves idle, like previews).
 
     Raises MediaProcessingError with the command and the tail of stderr when ffmpeg fails.
     """
@@ -257,7 +260,12 @@ async def run_ffmpeg(
         "-nostats",
         *args,
     ]
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=(lambda: os.nice(nice)) if nice > 0 else None,
+    )
     tail: collections.deque[str] = collections.deque(maxlen=25)
 
     async def read_stderr() -> None:

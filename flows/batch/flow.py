@@ -119,55 +119,11 @@ async def batch(
     row; `only_failed` names an earlier results CSV whose failed rows are the only ones run. Results go to
     `results_path` (.csv and .parquet), by default under the data folder's batches/.
     """
-    return await execute_batch(
-        PipelineSpec.resolve(spec), rows, overrides, strict, max_cost_usd, concurrency, refresh, store_url,
-        store_block, results_path, only_failed, previews,
-    )  # fmt: skip
-
-
-async def prepare_batch(
-    spec: PipelineSpec,
-    raw_rows: list[tuple[int, dict[str, Any]]],
-    overrides: dict[str, Any],
-    registry: Registry,
-    store: ArtifactStore,
-    refresh: bool = False,
-    max_cost_usd: Decimal | None = None,
-) -> BatchPlan:
-    """Check the pipeline once and every row against it, plan every good row; nothing is run."""
-    order = validate(spec, registry)
-    check_columns(spec, [raw for _, raw in raw_rows])
-    fixed = check_overrides(spec, overrides)
-    planned: list[BatchRow] = []
-    for number, raw in raw_rows:
-        row = row_params(spec, number, raw, fixed)
-        if row.valid:
-            await plan_row(spec, order, row, registry, store, refresh)
-        planned.append(row)
-    cap = max_cost_usd if max_cost_usd is not None else spec.max_cost_usd
-    return batch_plan(spec.name, planned, cap)
-
-
-async def execute_batch(
-    spec: PipelineSpec,
-    rows: list[dict[str, Any]] | str,
-    overrides: dict[str, Any] | None = None,
-    strict: bool = False,
-    max_cost_usd: float | None = None,
-    concurrency: int = 2,
-    refresh: bool = False,
-    store_url: str | None = None,
-    store_block: str | None = None,
-    results_path: str | None = None,
-    only_failed: str | None = None,
-    previews: int = 6,
-    registry: Registry | None = None,
-) -> dict[str, Any]:
-    """The body of the batch flow; call it from inside any flow run."""
     logger = get_run_logger()
     if concurrency < 1:
         raise InputError(f"concurrency must be at least 1, got {concurrency}.")
-    registry = registry or get_registry()
+    registry = get_registry()
+    spec = PipelineSpec.resolve(spec)
     sink = current_sink()
     store = await open_run_store(store_url, store_block)
     numbered = list(enumerate(read_rows(rows), start=1))
@@ -212,6 +168,29 @@ async def execute_batch(
     if failed:
         raise BatchFailedError(spec.name, failed, str(csv_path))
     return summary
+
+
+async def prepare_batch(
+    spec: PipelineSpec,
+    raw_rows: list[tuple[int, dict[str, Any]]],
+    overrides: dict[str, Any],
+    registry: Registry,
+    store: ArtifactStore,
+    refresh: bool = False,
+    max_cost_usd: Decimal | None = None,
+) -> BatchPlan:
+    """Check the pipeline once and every row against it, plan every good row; nothing is run."""
+    order = validate(spec, registry)
+    check_columns(spec, [raw for _, raw in raw_rows])
+    fixed = check_overrides(spec, overrides)
+    planned: list[BatchRow] = []
+    for number, raw in raw_rows:
+        row = row_params(spec, number, raw, fixed)
+        if row.valid:
+            await plan_row(spec, order, row, registry, store, refresh)
+        planned.append(row)
+    cap = max_cost_usd if max_cost_usd is not None else spec.max_cost_usd
+    return batch_plan(spec.name, planned, cap)
 
 
 def default_results_path(pipeline: str) -> Path:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from prefect import Task, get_run_logger, task
@@ -17,6 +21,7 @@ from generators.errors import RateLimitError, is_retryable
 from generators.storage import ArtifactStore
 
 from ..events import EventSink, StepProgress, current_sink
+from ..reporting.costs import artifact_key
 from .caching import GeneratorCachePolicy, ResultIndex, result_storage_path
 from .locks import lock_manager
 
@@ -74,19 +79,25 @@ def _retry_only_transient(task: Task, task_run, state) -> bool:
 
 
 class _TaskProgress:
-    """Generator progress → the run's event sink, Prefect logs (every 10 %) and a progress artifact on the task run."""
+    """Generator progress → the run's event sink, Prefect logs (every 10 %), and for a step that runs long a
+    progress artifact on its task run.
+
+    The artifact is made only once the step has run for LONG_STEP_SECONDS: a short step would only clutter the
+    run's Artifacts tab with a finished bar, at two API calls on the run's critical path.
+    """
+
+    LONG_STEP_SECONDS = 10.0
 
     def __init__(self, step: str, sink: EventSink) -> None:
         self.step = step
         self.sink = sink
         self.logger = get_run_logger()
-        self.artifact_id = None
+        self.started = time.monotonic()
+        self.artifact_id: Any = None
         self._logged = -1
         self._pending: set[asyncio.Task] = set()
+        self._sending = asyncio.Lock()  # one create, then updates in order
         self._last_sent = 0.0
-
-    async def start(self) -> None:
-        self.artifact_id = await acreate_progress_artifact(progress=0.0, description=f"{self.step}: progress")
 
     def __call__(self, fraction: float, message: str) -> None:
         self.sink(StepProgress(self.step, fraction, message))
@@ -94,29 +105,46 @@ class _TaskProgress:
         if tenth > self._logged:
             self._logged = tenth
             self.logger.info("%s: %3.0f%% %s", self.step, fraction * 100, message)
-        if self.artifact_id and fraction - self._last_sent >= 0.05:
-            self._last_sent = fraction
-            job = asyncio.get_running_loop().create_task(
-                aupdate_progress_artifact(self.artifact_id, progress=round(fraction * 100, 1))
-            )
-            self._pending.add(job)
-            job.add_done_callback(self._pending.discard)
+        if time.monotonic() - self.started < self.LONG_STEP_SECONDS or fraction - self._last_sent < 0.05:
+            return
+        self._last_sent = fraction
+        job = asyncio.get_running_loop().create_task(self._send(round(fraction * 100, 1)))
+        self._pending.add(job)
+        job.add_done_callback(self._pending.discard)
+
+    async def _send(self, percent: float) -> None:
+        async with self._sending:
+            if self.artifact_id is None:
+                self.artifact_id = await acreate_progress_artifact(
+                    progress=percent, key=artifact_key(self.step, "progress"), description=f"{self.step}: progress"
+                )
+            else:
+                await aupdate_progress_artifact(self.artifact_id, progress=percent)
 
     async def finish(self) -> None:
         await asyncio.gather(*self._pending, return_exceptions=True)
-        if self.artifact_id:
+        if self.artifact_id is not None:
             await aupdate_progress_artifact(self.artifact_id, progress=100.0)
+
+
+# Opens the slot a step's generator runs in (a provider's concurrency limit); none by default.
+Hold = Callable[[], AbstractAsyncContextManager[Any]]
+
+
+def _free() -> AbstractAsyncContextManager[Any]:
+    return contextlib.nullcontext()
 
 
 def generator_task(generator: BaseGenerator, store: ArtifactStore, **overrides: Any) -> Task:
     """A Prefect task running `generator`. Call it as `await t(call=<a bound StepCall>, step=label)` from a flow.
 
     The call carries the validated inputs, the cache key (which the cache policy reads) and the estimate,
-    all worked out when the step was bound; the task only runs it.
+    all worked out when the step was bound; the task only runs it. `hold` opens the slot the generator's
+    work runs in: a cache hit, and the task run's own start and finish, take no slot.
     """
     config: TaskConfig = {**DEFAULTS, **overrides}  # type: ignore[typeddict-item]
 
-    async def run_generator(call: StepCall, step: str) -> GeneratorResult:
+    async def run_generator(call: StepCall, step: str, hold: Hold = _free) -> GeneratorResult:
         run_ctx = TaskRunContext.get()
         attempt = run_ctx.task_run.run_count if run_ctx else 1
         key = call.key
@@ -128,11 +156,11 @@ def generator_task(generator: BaseGenerator, store: ArtifactStore, **overrides: 
             get_run_logger().info("%s: reusing the indexed result of an earlier run (no cache record)", step)
             return found.model_copy(update={"reused": True})
         progress = _TaskProgress(step, current_sink())
-        await progress.start()
         run_id = str(run_ctx.task_run.flow_run_id) if run_ctx and run_ctx.task_run.flow_run_id else None
         async with GeneratorContext(store, run_id=run_id, step=step, cache_key=key, progress=progress) as ctx:
             try:
-                result = await generator.run(call.inputs, ctx, estimate=call.estimate)
+                async with hold():  # the provider's slot covers the generator's work, not Prefect's bookkeeping
+                    result = await generator.run(call.inputs, ctx, estimate=call.estimate)
             except Exception as exc:
                 if is_retryable(exc) and attempt <= config["retries"]:
                     delay = retry_delay(attempt, exc, config)
@@ -179,9 +207,10 @@ class TaskExecutor:
             self._made[key] = generator_task(generator, self.store, refresh_cache=refresh, **options)
         return self._made[key]
 
-    async def run(self, call: StepCall, refresh: bool) -> tuple[GeneratorResult, bool]:
+    async def run(self, call: StepCall, refresh: bool, hold: Hold = _free) -> tuple[GeneratorResult, bool]:
         """(result, whether it came from the cache); the step's exception when it failed."""
-        state = await self.task(call.generator, call.options, refresh)(call=call, step=call.label, return_state=True)
+        task = self.task(call.generator, call.options, refresh)
+        state = await task(call=call, step=call.label, hold=hold, return_state=True)
         if not state.is_completed():
             exc = await state.result(raise_on_failure=False)
             raise exc if isinstance(exc, BaseException) else RuntimeError(str(exc))

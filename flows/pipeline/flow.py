@@ -15,9 +15,10 @@ from generators.errors import BudgetExceededError
 from generators.registry import Registry, get_registry
 from generators.storage import ArtifactStore, open_store
 
-from ..events import RunFinished, RunStarted, current_sink
+from ..events import Event, RunFinished, RunStarted, current_sink
 from ..reporting import costs
 from ..reporting.costs import CostRecord
+from ..reporting.previews import Previews
 from .plan import Plan, make_plan
 from .runner import PipelineFailedError, PipelineRunner
 from .spec import PipelineSpec
@@ -92,8 +93,6 @@ async def execute_pipeline(
     registry: Registry | None = None,
 ) -> PipelineRun:
     """The body of a pipeline flow; call it from inside any flow run."""
-    from ..reporting.previews import publish_previews
-
     registry = registry or get_registry()
     store = await open_run_store(store_url, store_block)
     plan = await plan_pipeline(spec, params or {}, store, refresh, registry)
@@ -110,16 +109,22 @@ async def execute_pipeline(
             planned_usd=plan.total_usd,
             cap_usd=spec.max_cost_usd,
         )
-    sink = current_sink()
-    runner = PipelineRunner(spec, plan, registry, store, refresh, run_id=str(flow_run.id), sink=sink)
-    sink(RunStarted(spec.name, str(flow_run.id), plan.step_count))
-    try:
-        await runner.run()
-    finally:
-        sink(RunFinished(spec.name, runner.records))
-        await costs.publish(spec.name, runner.records)
-        outputs = runner.outputs() if not runner.failures else {}
-        await publish_previews(spec.name, runner.results, outputs, store)
+    outer = current_sink()
+    async with Previews(store) as previews:
+
+        def sink(event: Event) -> None:
+            outer(event)
+            previews.follow(event)  # each step's previews are made while the others run
+
+        runner = PipelineRunner(spec, plan, registry, store, refresh, run_id=str(flow_run.id), sink=sink)
+        sink(RunStarted(spec.name, str(flow_run.id), plan.step_count))
+        try:
+            await runner.run()
+        finally:
+            sink(RunFinished(spec.name, runner.records))
+            await costs.publish(spec.name, runner.records)
+            outputs = runner.outputs() if not runner.failures else {}
+            await previews.publish(spec.name, runner.results, outputs)
     if runner.failures:
         raise PipelineFailedError(spec.name, runner.failures)
     return PipelineRun(

@@ -17,7 +17,7 @@ from generators.registry import Registry
 from generators.storage import ArtifactStore
 
 from ..engine.caching import ResultIndex
-from ..engine.tasks import TaskExecutor
+from ..engine.tasks import Hold, TaskExecutor
 from ..events import EventSink, StepDone, StepFailed, StepSkipped, StepStarted, discard
 from ..reporting.costs import CostRecord
 from .bind import StepCall, bind_raw
@@ -31,8 +31,9 @@ StepResults = dict[str, GeneratorResult | list[GeneratorResult] | None]
 
 
 class Executor(Protocol):
-    async def run(self, call: StepCall, refresh: bool) -> tuple[GeneratorResult, bool]:
-        """Run the call: (its result, whether that came from the cache); raises what the step failed with."""
+    async def run(self, call: StepCall, refresh: bool, hold: Hold) -> tuple[GeneratorResult, bool]:
+        """Run the call, its generator's work inside `hold()`: (its result, whether that came from the cache);
+        raises what the step failed with."""
         ...
 
 
@@ -200,8 +201,7 @@ class PipelineRunner:
         started = time.perf_counter()
         spent = Decimal(0)
         try:
-            async with self.slots.slot(gen.provider):
-                result, cached = await self.executor.run(call, refresh)
+            result, cached = await self.executor.run(call, refresh, hold=lambda: self.slots.slot(gen.provider))
         except Exception as exc:
             record.wall_seconds = time.perf_counter() - started
             record.error = str(exc)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import html
 import io
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from generators.context import GeneratorContext
 from generators.errors import BoardflowError
 from generators.media import run_ffmpeg
 from generators.storage import ArtifactStore
+
+from ..events import Event, StepDone
 
 THUMB_WIDTH = 240
 PREVIEW_VERSION = 1  # bump when previews change look, so kept ones are made again
@@ -44,13 +48,15 @@ def image_thumbnail(path: Path, width: int = THUMB_WIDTH) -> str:
     return _data_uri("image/jpeg", buf.getvalue())
 
 
-async def video_preview(path: Path, duration: float, width: int = THUMB_WIDTH, frames: int = 10) -> str:
-    """An animated WebP of `frames` frames spread over the clip, looping."""
+async def video_preview(path: Path, duration: float, width: int = THUMB_WIDTH, frames: int = 10, nice: int = 0) -> str:
+    """An animated WebP of `frames` frames spread over the clip, looping (ffmpeg at `nice`, one thread)."""
     with tempfile.TemporaryDirectory(prefix="boardflow-preview-") as tmp:
         out = Path(tmp) / "preview.webp"
         rate = max(frames / max(duration, 0.1), 0.1)
         await run_ffmpeg(
             [
+                "-threads",
+                "1",
                 "-i",
                 str(path),
                 "-vf",
@@ -67,6 +73,7 @@ async def video_preview(path: Path, duration: float, width: int = THUMB_WIDTH, f
                 str(out),
             ],
             what="video preview",
+            nice=nice,
         )
         return _data_uri("image/webp", out.read_bytes())
 
@@ -119,7 +126,13 @@ class Preview:
         return f"`{self.label}` ![{self.label}]({self.image})" if self.image else ""
 
 
-async def make_preview(label: str, artifact: Artifact, store: ArtifactStore, ctx: GeneratorContext) -> Preview:
+ImageSource = Callable[[Artifact], Awaitable[str]]
+
+
+async def make_preview(
+    label: str, artifact: Artifact, store: ArtifactStore, ctx: GeneratorContext, image: ImageSource | None = None
+) -> Preview:
+    """The preview of one artifact; its image from `image` (a `Previews` maker) or made here."""
     key = store.key_for(artifact.storage_url)
     preview = Preview(label, artifact.short, store.browser_url(key) if key else artifact.storage_url)
     if isinstance(artifact, TextArtifact):
@@ -135,25 +148,82 @@ async def make_preview(label: str, artifact: Artifact, store: ArtifactStore, ctx
     else:
         preview.facts = artifact.format
         return preview
-    # Previews are kept by content next to the objects: a cached re-run (or the same output listed twice)
-    # shows them again without fetching the media or running ffmpeg.
-    kept = f"previews/{artifact.sha256}-v{PREVIEW_VERSION}.json"
     try:
-        found = await store.read_json(kept)
-        if found and found.get("image"):
-            preview.image = found["image"]
-            return preview
-        path = await ctx.resolve_artifact(artifact)
-        if isinstance(artifact, ImageArtifact):
-            preview.image = await asyncio.to_thread(image_thumbnail, path)
-        elif isinstance(artifact, VideoArtifact):
-            preview.image = await video_preview(path, artifact.duration)
-        else:
-            preview.image = await asyncio.to_thread(waveform, path)
-        await store.write_json(kept, {"image": preview.image})
+        preview.image = await (image(artifact) if image else preview_image(artifact, store, ctx))
     except (BoardflowError, OSError) as exc:  # a preview is a nicety: never fail a run over it
         preview.facts += f" (no preview: {html.escape(str(exc)[:80])})"
     return preview
+
+
+async def preview_image(artifact: Artifact, store: ArtifactStore, ctx: GeneratorContext, nice: int = 0) -> str:
+    """The inline image (a data: URI) of an image, video or audio artifact.
+
+    Kept by content next to the objects: a cached re-run (or the same output listed twice) shows it again
+    without fetching the media or running ffmpeg.
+    """
+    kept = f"previews/{artifact.sha256}-v{PREVIEW_VERSION}.json"
+    found = await store.read_json(kept)
+    if found and found.get("image"):
+        return found["image"]
+    path = await ctx.resolve_artifact(artifact)
+    if isinstance(artifact, ImageArtifact):
+        image = await asyncio.to_thread(image_thumbnail, path)
+    elif isinstance(artifact, VideoArtifact):
+        image = await video_preview(path, artifact.duration, nice=nice)
+    else:
+        image = await asyncio.to_thread(waveform, path)
+    await store.write_json(kept, {"image": image})
+    return image
+
+
+class Previews:
+    """Preview images made while the run goes on: each step's artifacts as soon as it is done (it follows the
+    run's events), one at a time and with ffmpeg at a low priority so the steps keep the CPU; what is left
+    is finished, two at a time, when the run publishes its cards.
+
+    Use as `async with Previews(store) as previews:` around the run, with `previews.follow` in its sink.
+    """
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+        self._made: dict[str, asyncio.Task[str]] = {}
+        self._gate = asyncio.Semaphore(1)
+        self._ctx = GeneratorContext(store)
+
+    async def __aenter__(self) -> Previews:
+        await self._ctx.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        for job in self._made.values():
+            job.cancel()
+        await asyncio.gather(*self._made.values(), return_exceptions=True)
+        await self._ctx.__aexit__(*exc)
+
+    def follow(self, event: Event) -> None:
+        if isinstance(event, StepDone):
+            for artifact in event.result.artifacts():
+                self.start(artifact)
+
+    def start(self, artifact: Artifact) -> None:
+        if artifact.sha256 not in self._made and isinstance(artifact, ImageArtifact | VideoArtifact | AudioArtifact):
+            self._made[artifact.sha256] = asyncio.get_running_loop().create_task(self._make(artifact))
+
+    async def _make(self, artifact: Artifact) -> str:
+        async with self._gate:
+            return await preview_image(artifact, self.store, self._ctx, nice=10)
+
+    async def image(self, artifact: Artifact) -> str:
+        self.start(artifact)
+        return await self._made[artifact.sha256]
+
+    def hurry(self) -> None:
+        """The run is over: nothing competes for the CPU now, so let a second preview run beside the first."""
+        self._gate.release()
+
+    async def publish(self, pipeline: str, results: dict[str, Any], outputs: dict[str, Any]) -> None:
+        self.hurry()
+        await publish_previews(pipeline, results, outputs, self.store, image=self.image, ctx=self._ctx)
 
 
 async def preview_markdown(artifact: Artifact, store: ArtifactStore, ctx: GeneratorContext) -> str:
@@ -177,7 +247,12 @@ def card_markdown(title: str, previews: list[tuple[str, Preview]], first_column:
 
 
 async def publish_previews(
-    pipeline: str, results: dict[str, Any], outputs: dict[str, Any], store: ArtifactStore
+    pipeline: str,
+    results: dict[str, Any],
+    outputs: dict[str, Any],
+    store: ArtifactStore,
+    image: ImageSource | None = None,
+    ctx: GeneratorContext | None = None,
 ) -> None:
     """Markdown artifacts whose *descriptions* hold the previews (the run's Artifacts tab shows descriptions).
 
@@ -187,10 +262,12 @@ async def publish_previews(
 
     from .costs import artifact_key
 
-    async with GeneratorContext(store) as ctx:
+    async with contextlib.AsyncExitStack() as stack:
+        ctx = ctx or await stack.enter_async_context(GeneratorContext(store))
         if outputs:
             shown = [
-                (f"**{name}**", await make_preview(name, art, store, ctx)) for name, _, art in output_artifacts(outputs)
+                (f"**{name}**", await make_preview(name, art, store, ctx, image))
+                for name, _, art in output_artifacts(outputs)
             ]
             description, body = card_markdown(f"Outputs of `{pipeline}`", shown, "output")
             key = artifact_key(pipeline, "outputs")
@@ -202,7 +279,7 @@ async def publish_previews(
                     continue
                 label = f"{step}[{i}]" if isinstance(result, list) else step
                 for art in res.artifacts():
-                    steps.append((f"{label} · {res.generator}", await make_preview(label, art, store, ctx)))
+                    steps.append((f"{label} · {res.generator}", await make_preview(label, art, store, ctx, image)))
         if steps:
             description, body = card_markdown(f"Step outputs of `{pipeline}`", steps, "step · generator")
             await acreate_markdown_artifact(key=artifact_key(pipeline, "steps"), markdown=body, description=description)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -39,20 +38,23 @@ class Picky(Echo):
 
 
 class Gauge(Echo):
-    """Echo that records how many of its executions overlap; each holds until a third joins or 1 s passes."""
+    """Echo that records how many of its executions overlap. Executions meet in pairs (a barrier of two):
+    with a limit of two slots each pair runs side by side, so the peak is exactly two; a looser limit shows
+    as a higher peak, a stricter one as a pair that never meets (the barrier's wait times out)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.active = 0
         self.peak = 0
+        self._pairs: asyncio.Barrier | None = None
 
     async def generate(self, inputs, context):
+        self._pairs = self._pairs or asyncio.Barrier(2)
         self.active += 1
         self.peak = max(self.peak, self.active)
         try:
-            deadline = time.monotonic() + 1.0
-            while self.active < 3 and time.monotonic() < deadline:  # give a third execution every chance to overlap
-                await asyncio.sleep(0.02)
+            async with asyncio.timeout(120):  # a safety net against a hang, not a timing window
+                await self._pairs.wait()
             return await super().generate(inputs, context)
         finally:
             self.active -= 1
