@@ -4,18 +4,46 @@ from __future__ import annotations
 
 import os
 import sys
+import tomllib
+from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-import flows  # noqa: F401  (offline-safe Prefect defaults before prefect is imported)
 
-# The terminal shows its own live step table; Prefect's INFO lines still reach the API (and the UI).
-os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+def _project_prefect_home() -> None:
+    """Without a server of the user's (no PREFECT_API_URL, in the environment or the active Prefect profile)
+    and no PREFECT_HOME of theirs, Prefect's temporary server keeps its database in the project's data folder:
+    then `boardflow costs` and the runs are this project's, not mixed with every other project's."""
+    if os.environ.get("PREFECT_HOME") or os.environ.get("PREFECT_API_URL"):
+        return
+    profiles = Path.home() / ".prefect" / "profiles.toml"
+    try:
+        config = tomllib.loads(profiles.read_text(encoding="utf-8")) if profiles.is_file() else {}
+    except (OSError, tomllib.TOMLDecodeError):
+        return  # a profile we cannot read may point at a server: leave Prefect's home alone
+    active = os.environ.get("PREFECT_PROFILE") or config.get("active", "ephemeral")
+    if config.get("profiles", {}).get(active, {}).get("PREFECT_API_URL"):
+        return
+    from generators.settings import get_settings
+
+    home = get_settings().data_dir / "prefect-home"
+    home.mkdir(parents=True, exist_ok=True)  # Prefect makes only the last folder of its home
+    os.environ["PREFECT_HOME"] = str(home)
+
+
+_project_prefect_home()
+
+import flows  # noqa: E402, F401  (offline-safe Prefect defaults before prefect is imported)
+
+# The terminal shows its own step table and errors; Prefect's log lines (and its tracebacks of a failed or
+# interrupted run) still reach the API and the UI, but stay off the terminal.
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 from generators.errors import BoardflowError  # noqa: E402
 
 from . import batch, inspect, ops, run  # noqa: E402
-from .common import fail  # noqa: E402
+from .common import err_console, fail  # noqa: E402
 
 app = typer.Typer(
     help="boardflow: generative-media pipelines on Prefect 3.",
@@ -47,6 +75,12 @@ def main() -> None:
         app()
     except BoardflowError as exc:
         fail(exc)
+    except Exception as exc:  # a bug or an unexpected outside failure: one line, the traceback on request
+        if os.environ.get("BOARDFLOW_DEBUG"):
+            raise
+        err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))[:500]}")
+        err_console.print("[yellow]what to do:[/] run again with BOARDFLOW_DEBUG=1 for the traceback, and report it.")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,9 +10,19 @@ import typer
 
 from flows.events import subscribe
 from flows.pipeline.spec import PipelineSpec
-from generators.errors import BoardflowError
+from generators.errors import BoardflowError, InputError
 
-from .common import RefreshOpt, SpecArg, console, fail, print_run_url
+from .common import (
+    Interrupted,
+    RefreshOpt,
+    SpecArg,
+    console,
+    err_console,
+    fail,
+    print_run_url,
+    require_api,
+    run_interruptible,
+)
 from .display import BatchDisplay
 
 SetOpt = Annotated[
@@ -40,14 +50,27 @@ def batch_command(
     store_block: Annotated[
         str | None, typer.Option("--store-block", help="Keep artifacts where this artifact-store block says.")
     ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", help="Copy each row's outputs into this folder (row-N-<output>.<ext>).")
+    ] = None,
     refresh: RefreshOpt = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --out-dir: replace files that hold other bytes.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the batch summary as JSON for scripts.")] = False,
 ) -> None:
-    """Run a pipeline once per CSV row: rows checked and the batch planned first, then run within provider limits."""
+    """Run a pipeline once per CSV row: rows checked and the batch planned first, then run within provider limits.
+
+    The spec, the CSV (file, encoding, header, columns), --set values and --only-failed are checked before
+    Prefect starts; a row with a bad cell is reported by row and column and skipped (--strict: nothing runs).
+    """
     from flows.batch.flow import batch
 
     try:
         model = PipelineSpec.resolve(spec)
         overrides = assignments(set_ or [])
+        preflight(model, csv, overrides, only_failed)
+        require_api()
     except BoardflowError as exc:
         fail(exc)
 
@@ -71,12 +94,60 @@ def batch_command(
         exc = await state.result(raise_on_failure=False)
         return exc if isinstance(exc, BaseException) else RuntimeError(str(state.message)), run_id
 
-    with BatchDisplay(console) as display, subscribe(display):
-        error, run_id = asyncio.run(go())
-    display.print_results()
-    print_run_url(run_id)
+    display = BatchDisplay(err_console if as_json else console)
+    try:
+        with display, subscribe(display):
+            error, run_id = run_interruptible(go)
+    except Interrupted:
+        err_console.print(
+            "[yellow]Stopped.[/] Rows that finished are kept in the cache; run the same command to resume."
+        )
+        raise typer.Exit(130) from None
+    files = collect_rows(display.results, out_dir, force) if out_dir and store_block is None else {}
+    if as_json:
+        print(json.dumps({**display.summary, "run_id": run_id, "files": files}, default=str))
+    else:
+        display.print_results()
+        print_run_url(run_id)
     if error is not None:
         fail(error)
+
+
+def preflight(spec: PipelineSpec, csv: Path, overrides: dict[str, str], only_failed: Path | None) -> None:
+    """What the batch would refuse as a whole, refused before Prefect starts (row problems are the flow's)."""
+    from flows.batch.results import failed_rows
+    from flows.batch.rows import check_columns, check_overrides, read_rows, require_rows
+    from flows.pipeline.validate import validate
+    from generators.registry import get_registry
+
+    validate(spec, get_registry())
+    rows = read_rows(csv)
+    if only_failed is None:
+        require_rows(rows, csv)
+    else:
+        failed_rows(str(only_failed), spec.name, len(rows))
+    check_columns(spec, rows)
+    check_overrides(spec, overrides)
+
+
+def collect_rows(results: list, out_dir: Path, force: bool) -> dict[str, str]:
+    """Each finished row's outputs copied (verified) into `out_dir` as row-N-<output>.<ext>."""
+    from flows.pipeline.flow import PipelineRun
+    from generators.storage import open_store
+
+    from .run import collect_outputs
+
+    store, files = open_store(), {}
+    for row in results:
+        if not row.outputs:
+            continue
+        result = PipelineRun(pipeline=f"row-{row.row}", outputs=row.outputs, records=[])
+        renamed = PipelineRun(
+            pipeline=result.pipeline, outputs={f"row-{row.row}-{k}": v for k, v in result.outputs.items()}, records=[]
+        )
+        for (name, index), path in collect_outputs(renamed, out_dir, force, store).items():
+            files[name if index is None else f"{name}[{index}]"] = str(path)
+    return files
 
 
 def assignments(pairs: list[str]) -> dict[str, str]:
@@ -85,6 +156,6 @@ def assignments(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE.", param_hint="--set")
+            raise InputError(f"--set {pair!r} is not KEY=VALUE.", hint="Write it as --set name=value.")
         values[key.strip()] = raw
     return values

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 
-from generators.errors import BoardflowError
+from flows.pipeline.safe_yaml import CELL_MAX_BYTES, load_yaml
+from generators.errors import BoardflowError, ConfigurationError, InputError
+
+T = TypeVar("T")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -24,17 +30,26 @@ SpecArg = Annotated[str, typer.Argument(help="Pipeline YAML path, or a shipped p
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """`-p KEY=VALUE` pairs: VALUE read as YAML (bounded, see safe_yaml); `@path` reads VALUE from a file."""
     values: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
+        key = key.strip()
         if not sep or not key:
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE.", param_hint="--param")
+            raise InputError(f"-p {pair!r} is not KEY=VALUE.", hint="Write it as -p name=value, e.g. -p mood=tense.")
+        source = f"the value of -p {key}"
         if raw.startswith("@"):
-            raw = Path(raw[1:]).read_text(encoding="utf-8")
-        try:
-            values[key.strip()] = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError as exc:
-            raise typer.BadParameter(f"value of {key} is not valid YAML: {exc}", param_hint="--param") from exc
+            path = Path(raw[1:])
+            source = f"{path} (given as -p {key}=@{path})"
+            try:
+                raw = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                raise InputError(f"-p {key}=@{path}: there is no file {path}.", hint="Check the path.") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InputError(f"-p {key}=@{path}: cannot read it as UTF-8 text ({exc}).") from None
+            values[key] = load_yaml(raw, source) if raw.strip() else ""
+        else:
+            values[key] = load_yaml(raw, source, max_bytes=CELL_MAX_BYTES) if raw else ""
     return values
 
 
@@ -53,3 +68,69 @@ def print_run_url(flow_run_id: str | None) -> None:
 
     if flow_run_id and PREFECT_API_URL.value():
         console.print(f"Prefect run: {PREFECT_UI_URL.value()}/runs/flow-run/{flow_run_id}")
+
+
+def require_api() -> None:
+    """When PREFECT_API_URL names a server, it must answer: otherwise say which URL and what to do, before anything
+    starts (a flow against a missing server fails only after a long retry loop, with a page of traceback)."""
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return  # Prefect starts a temporary server in this process
+    try:
+        ok = httpx.get(f"{url.rstrip('/')}/health", timeout=5.0).status_code == 200
+    except httpx.HTTPError:
+        ok = False
+    if not ok:
+        raise ConfigurationError(
+            f"No Prefect server answers at {url} (PREFECT_API_URL).",
+            hint="Start one with `boardflow server` (it prints the URL to export), or `unset PREFECT_API_URL` to "
+            "let boardflow run on a temporary server of its own.",
+        )
+
+
+class Interrupted(Exception):
+    """The user pressed Ctrl-C once: the run was stopped cleanly."""
+
+
+def run_interruptible(make: Callable[[], Awaitable[T]]) -> T:
+    """`asyncio.run(make())` where a first Ctrl-C cancels the work (raising Interrupted) and a second quits at once."""
+
+    async def main() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        interrupted = False
+
+        def on_sigint() -> None:
+            nonlocal interrupted
+            if interrupted:
+                os._exit(130)
+            interrupted = True
+            err_console.print("\n[yellow]Stopping the run… (Ctrl-C again to quit at once)[/]")
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        try:
+            return await make()
+        except asyncio.CancelledError:
+            if interrupted:
+                raise Interrupted() from None
+            raise
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    return asyncio.run(main())
+
+
+async def mark_cancelled(flow_run_id: str | None, message: str) -> None:
+    """Leave an interrupted run Cancelled on the server (the engine reports a cancelled task as Crashed)."""
+    if not flow_run_id:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    async with get_client() as client:
+        await client.set_flow_run_state(flow_run_id, Cancelled(message=message), force=True)

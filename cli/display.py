@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
@@ -27,63 +29,94 @@ from flows.events import (
     StepStarted,
 )
 from flows.pipeline.plan import Plan
+from flows.pipeline.spec import PipelineSpec
 from flows.reporting.costs import CostRecord, totals, usd
 from flows.reporting.lineage import LineageNode
 
 
 class RunProgress:
-    """`with RunProgress(console) as p, subscribe(p):` shows live step states; p.records holds the cost records."""
+    """`with RunProgress(console) as p, subscribe(p):` shows live step states; p.records holds the cost records.
 
-    def __init__(self, console: Console) -> None:
+    On a terminal: a live table, each running step with its percentage and time. Elsewhere (a log, CI): one
+    plain line per event, as it happens.
+    """
+
+    def __init__(self, console: Console, planned: int = 0) -> None:
         self.console = console
         self.states: dict[str, tuple[str, str]] = {}  # label -> (state text, generator)
         self.started: dict[str, float] = {}
         self.records: list[CostRecord] = []
+        self.records_so_far: list[CostRecord] = []
         self.flow_run_id: str | None = None
-        self.planned = 0
-        self._live = Live(self._render(), console=console, refresh_per_second=4, transient=False)
+        self.planned = planned
+        self.running = False  # the flow run has started (Prefect is up)
+        self.live = console.is_terminal
+        self._live = Live(self._render(), console=console, refresh_per_second=4, transient=False) if self.live else None
+        self._began = time.monotonic()
 
     def __enter__(self) -> RunProgress:
-        self._live.__enter__()
+        if self._live is not None:
+            self._live.__enter__()
+        else:
+            self.console.print(f"starting Prefect… ({self.planned} step runs planned)", highlight=False)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._live.update(self._render())
-        self._live.__exit__(*exc)
+        if self._live is not None:
+            self._live.update(self._render())
+            self._live.__exit__(*exc)
 
     def __call__(self, event: Event) -> None:
+        line = self._apply(event)
+        if self._live is not None:
+            self._live.update(self._render())
+        elif line:
+            self.console.print(f"{time.monotonic() - self._began:6.1f}s  {line}", markup=False, highlight=False)
+
+    def _apply(self, event: Event) -> str | None:
+        """Update the state from one event; the plain line that says what happened (None: nothing to say)."""
         match event:
             case RunStarted(flow_run_id=run_id, planned_steps=planned):
-                self.flow_run_id, self.planned = run_id, planned
+                self.flow_run_id, self.planned, self.running = run_id, planned, True
+                return f"run started: {planned} step runs"
             case RunFinished(records=records):
                 self.records = list(records)
+                return None
             case StepStarted(label=label, generator=generator):
                 self.started[label] = time.monotonic()
                 self.states[label] = ("[cyan]running[/]", generator)
+                return f"{label}: started ({generator})"
             case StepProgress(label=label, fraction=fraction):
                 elapsed = time.monotonic() - self.started.get(label, time.monotonic())
                 gen = self.states.get(label, ("", ""))[1]
                 self.states[label] = (f"[cyan]running[/] {fraction:4.0%} {elapsed:.0f}s", gen)
+                return None
             case StepDone(label=label, record=record):
-                status = "[green]cached[/]" if record.cached else "[green]done[/]"
-                self.states[label] = (f"{status} {record.wall_seconds:.1f}s {usd(record.actual_usd)}", record.generator)
+                self.records_so_far.append(record)
+                status = "cached" if record.cached else "done"
+                self.states[label] = (
+                    f"[green]{status}[/] {record.wall_seconds:.1f}s {usd(record.actual_usd)}",
+                    record.generator,
+                )
+                return f"{label}: {status} in {record.wall_seconds:.1f}s, {usd(record.actual_usd)}"
             case StepFailed(label=label, error=error):
                 self.states[label] = (f"[red]failed[/] {escape(error[:80])}", self.states.get(label, ("", ""))[1])
+                return f"{label}: failed: {error[:200]}"
             case StepSkipped(label=label):
                 self.states[label] = ("[yellow]skipped[/] (upstream failed)", "")
-            case _:
-                return
-        self._live.update(self._render())
+                return f"{label}: skipped (an upstream step failed)"
+        return None
 
     def _render(self) -> Table:
         table = Table(show_header=True, header_style="bold", box=None)
-        table.add_column("step")
-        table.add_column("generator")
+        table.add_column("step", no_wrap=True)
+        table.add_column("generator", no_wrap=True)
         table.add_column("state")
         for label, (state, gen) in self.states.items():
             table.add_row(label, gen, state)
         done = sum(1 for s, _ in self.states.values() if "done" in s or "cached" in s)
-        table.caption = f"{done}/{max(self.planned, len(self.states))} step runs finished"
+        total = max(self.planned, len(self.states))
+        table.caption = f"{done}/{total} step runs finished" if self.running else f"starting Prefect… ({total} planned)"
         return table
 
 
@@ -128,7 +161,7 @@ class BatchDisplay:
         if not self.summary:
             return
         if not self.summary.get("rows"):
-            self.console.print("No rows to run: every row of that results file succeeded.")
+            self.console.print(f"No rows to run: every row of {self.summary.get('only_failed')} succeeded.")
             return
         shown = self.results if len(self.results) <= limit else [r for r in self.results if r.status != "completed"]
         table = Table(title=f"Batch results ({len(self.results)} rows)")
@@ -151,6 +184,25 @@ class BatchDisplay:
 
 def _counts(done: int, failed: int, total: int) -> str:
     return f"[green]{done} done[/] · [red]{failed} failed[/] · {total - done - failed} remaining"
+
+
+def params_table(spec: PipelineSpec) -> Table:
+    """The parameters a pipeline takes (what `-p NAME=VALUE` and CSV columns may set)."""
+    table = Table(title=f"Parameters of {spec.name}")
+    for col in ("name", "type", "default", "description"):
+        table.add_column(col, no_wrap=col in ("name", "type"), overflow="fold")
+    for name, param in spec.params.items():
+        table.add_row(name, param.type, _default_text(param.default, param.required), escape(param.description))
+    return table
+
+
+def _default_text(default: Any, required: bool) -> str:
+    if default is None:
+        return "[bold]required[/]" if required else "—"
+    text = json.dumps(default, default=str)
+    if len(text) > 40:
+        text = f"({len(default)} items)" if isinstance(default, list) else text[:37] + "..."
+    return escape(text)
 
 
 def plan_table(plan: Plan) -> Table:
@@ -191,9 +243,10 @@ def problems_table(plan: BatchPlan) -> Table:
 
 
 def cost_table(records: list[CostRecord]) -> Table:
-    table = Table(title="Cost tally", show_lines=False)
+    table = Table(title="Cost tally", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("step", "generator", "status", "estimated", "actual", "saved", "wall s"):
-        table.add_column(col, justify="right" if col in ("estimated", "actual", "saved", "wall s") else "left")
+        right = col in ("estimated", "actual", "saved", "wall s")
+        table.add_column(col, justify="right" if right else "left", no_wrap=col in ("step", "generator"))
     for r in records:
         actual = usd(r.actual_usd) + ("*" if r.actual_is_estimate and r.actual_usd else "")
         table.add_row(

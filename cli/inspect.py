@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from generators.errors import BoardflowError, InputError
 
-from .common import console, fail
+from .common import console, fail, require_api
 
 
 def generators_list(
@@ -43,22 +44,29 @@ def generators_list(
             )
         )
         return
-    table = Table(title=f"{len(listings)} generators")
-    for col in ("id", "type", "provider", "available", "why not / fix"):
-        table.add_column(col)
+    table = Table(title=f"{len(listings)} generators", box=None, pad_edge=False)
+    table.add_column("id", no_wrap=True)  # what a user copies into a spec: never cut
+    table.add_column("type", no_wrap=True)
+    table.add_column("runs here", overflow="fold")
     for listing in listings:
         availability = listing.availability
-        why = "disabled in config" if not listing.enabled else f"{availability.reason} {availability.fix}".strip()
-        table.add_row(
-            listing.generator.name,
-            listing.generator.artifact_type,
-            listing.generator.provider,
-            "[green]yes[/]" if listing.usable else "[red]no[/]",
-            why,
-        )
+        if not listing.enabled:
+            why = "[red]no[/]: disabled in the config file"
+        elif listing.usable:
+            why = "[green]yes[/]"
+        else:
+            why = f"[red]no[/]: {escape(_short_reason(availability.reason))}"
+        table.add_row(listing.generator.name, listing.generator.artifact_type, why)
     console.print(table)
+    if any(not listing.usable for listing in listings):
+        console.print("How to enable one: [bold]boardflow generators show ID[/]")
     for name, err in registry.plugin_errors.items():
         console.print(f"[red]plugin {name} failed to load:[/] {err}")
+
+
+def _short_reason(reason: str) -> str:
+    """The first clause of an availability reason ("FAL_KEY is not set."), for one table cell."""
+    return reason.split(";")[0].strip().rstrip(".") or "unavailable"
 
 
 def generators_show(generator_id: Annotated[str, typer.Argument(help="Generator id, e.g. local/ken-burns.")]) -> None:
@@ -73,7 +81,9 @@ def generators_show(generator_id: Annotated[str, typer.Argument(help="Generator 
     console.print(f"[bold]{gen.name}[/] (version {gen.version}, {gen.artifact_type}, provider {gen.provider})")
     console.print(gen.description)
     console.print(f"[bold]cost model:[/] {gen.cost_model}")
-    console.print(f"[bold]available:[/] {'yes' if avail.ok else f'no — {avail.reason} {avail.fix}'}")
+    console.print(f"[bold]available:[/] {'yes' if avail.ok else f'no — {escape(avail.reason)}'}")
+    if not avail.ok and avail.fix:
+        console.print(f"[bold]to enable it:[/] {escape(avail.fix)}", soft_wrap=True)
     console.print("[bold]input schema:[/]")
     console.print_json(json.dumps(gen.get_input_schema().model_json_schema()))
     console.print("[bold]output schema:[/]")
@@ -90,6 +100,10 @@ def costs(
 
     if by not in ("day", "pipeline", "provider", "generator"):
         fail(InputError(f"--by {by!r} is not one of day, pipeline, provider, generator."))
+    try:
+        require_api()
+    except BoardflowError as exc:
+        fail(exc)
     df = asyncio.run(read_history(pipeline))
     if df.empty:
         console.print("No cost records yet: run a pipeline first (`boardflow demo`).")

@@ -32,6 +32,7 @@ from flows.batch.rows import (
     check_overrides,
     plan_row,
     read_rows,
+    require_rows,
     row_params,
 )
 from flows.batch.runner import BatchRunner
@@ -127,13 +128,15 @@ async def batch(
     sink = current_sink()
     store = await open_run_store(store_url, store_block)
     numbered = list(enumerate(read_rows(rows), start=1))
+    if not only_failed:
+        require_rows([raw for _, raw in numbered], rows)
     if only_failed:
         wanted = batch_results.failed_rows(only_failed, spec.name, len(numbered))
         numbered = [(n, raw) for n, raw in numbered if n in wanted]
         logger.info("Re-running %d failed row(s) of %s", len(numbered), only_failed)
     if not numbered:
-        logger.info("No rows to run.")
-        summary = {"pipeline": spec.name, "rows": 0}
+        logger.info("No rows to run: every row of %s succeeded.", only_failed)
+        summary = {"pipeline": spec.name, "rows": 0, "only_failed": only_failed}
         sink(BatchFinished(summary, []))
         return summary
     cap = Decimal(str(max_cost_usd)) if max_cost_usd is not None else None

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import difflib
 import math
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
-import yaml
 
 from generators.errors import InputError, InputValidationError
 from generators.registry import Registry
 from generators.storage import ArtifactStore
 
 from ..pipeline.plan import Plan, make_plan
+from ..pipeline.safe_yaml import CELL_MAX_BYTES, load_yaml
 from ..pipeline.spec import ParamSpec, PipelineSpec, find_refs
 from ..reporting.costs import usd
 
@@ -64,17 +65,53 @@ class BatchRow:
         )
 
 
+def max_rows() -> int:
+    """The most rows one batch takes: $BOARDFLOW_MAX_BATCH_ROWS, else 100,000."""
+    return int(os.environ.get("BOARDFLOW_MAX_BATCH_ROWS", "100000"))
+
+
 def read_rows(source: str | Path | list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows as dicts: a list is taken as given; a CSV path is read with every cell kept as written."""
+    """Rows as dicts: a list is taken as given; a CSV path is read as a stream with every cell kept as written
+    ("007" stays "007", an empty cell stays "" = not given). Refused, with the line: a missing or empty file,
+    text that is not UTF-8, a row with more cells than the header, more rows than `max_rows()`."""
+    cap = max_rows()
     if isinstance(source, list):
+        if len(source) > cap:
+            raise InputError(f"The batch has {len(source):,} rows, over the limit of {cap:,}.", hint=_CAP_HINT)
         return [dict(row) for row in source]
     path = Path(source)
     if not path.is_file():
         raise InputError(f"No batch CSV at {path}.", hint="Pass the path of a CSV file (see deployments/batches/).")
-    # dtype=str and no NA guessing: "007" stays "007", an empty cell stays "" (= not given).
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.to_dict("records")
+    rows: list[dict[str, Any]] = []
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            header = [c.strip() for c in next(reader, [])]
+            if not any(header):
+                raise InputError(f"{path} is empty: it has no header row.", hint=_HEADER_HINT)
+            for cells in reader:
+                if not any(c.strip() for c in cells):
+                    continue  # a blank line is no row
+                if len(cells) > len(header):
+                    raise InputError(
+                        f"{path}, line {reader.line_num}: {len(cells)} cells, but the header names {len(header)}.",
+                        hint="Quote cells that contain commas, or add the missing column to the header.",
+                    )
+                if len(rows) == cap:
+                    raise InputError(f"{path} has more than {cap:,} rows.", hint=_CAP_HINT)
+                rows.append(dict(zip(header, [*cells, *[""] * (len(header) - len(cells))], strict=True)))
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path} is not UTF-8 text (a byte that is not UTF-8 near data row {len(rows) + 1}: {exc.reason}).",
+            hint="Save the CSV as UTF-8 (spreadsheet apps: 'CSV UTF-8').",
+        ) from None
+    except csv.Error as exc:
+        raise InputError(f"{path}: not a readable CSV ({exc}).") from None
+    return rows
+
+
+_HEADER_HINT = "The first line names the pipeline's parameters, one column each; each line after it is a row."
+_CAP_HINT = "Split the batch into several files, or raise BOARDFLOW_MAX_BATCH_ROWS."
 
 
 def check_columns(spec: PipelineSpec, rows: list[dict[str, Any]]) -> None:
@@ -82,11 +119,20 @@ def check_columns(spec: PipelineSpec, rows: list[dict[str, Any]]) -> None:
     columns = {c for row in rows for c in row}
     unknown = sorted(columns - set(spec.params) - {OVERRIDES_COLUMN})
     if unknown:
+        known = [*spec.params, OVERRIDES_COLUMN]
+        close = [f"{m[0]!r} for {u!r}" for u in unknown if (m := difflib.get_close_matches(u, known, n=1))]
         raise InputError(
-            f"Column(s) {', '.join(map(repr, unknown))} are not parameters of pipeline {spec.name!r}.",
+            f"Column(s) {', '.join(map(repr, unknown))} are not parameters of pipeline {spec.name!r}"
+            + (f" (did you mean {', '.join(close)}?)" if close else "."),
             hint=f"Use the parameter names as column headers: {', '.join(spec.params) or 'none'} "
             f"(and optionally {OVERRIDES_COLUMN!r}).",
         )
+
+
+def require_rows(rows: list[dict[str, Any]], source: str | Path | list[dict[str, Any]]) -> None:
+    if not rows:
+        where = source if isinstance(source, str | Path) else "The list of rows"
+        raise InputError(f"{where} has no data rows: nothing to run.", hint=_HEADER_HINT)
 
 
 def check_overrides(spec: PipelineSpec, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -111,10 +157,7 @@ def cell_value(param: ParamSpec, name: str, cell: Any) -> Any:
     if cell is None or (isinstance(cell, float) and math.isnan(cell)) or (isinstance(cell, str) and not cell.strip()):
         return _MISSING
     if isinstance(cell, str) and param.type in ("list", "object"):
-        try:
-            cell = yaml.safe_load(cell)
-        except yaml.YAMLError as exc:
-            raise InputError(f"is not valid JSON/YAML for a {param.type}: {exc}".splitlines()[0]) from exc
+        cell = load_yaml(cell, f"the {param.type} in this cell", max_bytes=CELL_MAX_BYTES)
     return param.check(name, cell)
 
 
@@ -156,9 +199,9 @@ def _row_overrides(spec: PipelineSpec, row: BatchRow, cell: Any) -> dict[str, An
     if cell is None or (isinstance(cell, str) and not cell.strip()):
         return {}
     try:
-        data = yaml.safe_load(cell) if isinstance(cell, str) else cell
-    except yaml.YAMLError as exc:
-        row.problems.append(RowProblem(row.row, OVERRIDES_COLUMN, f"is not valid JSON/YAML: {exc}".splitlines()[0]))
+        data = load_yaml(cell, "this cell", max_bytes=CELL_MAX_BYTES) if isinstance(cell, str) else cell
+    except InputError as exc:
+        row.problems.append(RowProblem(row.row, OVERRIDES_COLUMN, exc.message))
         return {}
     if not isinstance(data, dict):
         row.problems.append(RowProblem(row.row, OVERRIDES_COLUMN, 'must be a mapping, e.g. {"mood": "epic"}.'))

@@ -63,12 +63,13 @@ async def bind_raw(
 ) -> StepCall:
     try:
         inputs = generator.parse_inputs(raw, where=label)
+        payload = inputs.model_dump(mode="json")
     except InputValidationError:
         if not stand_in:
             raise
-        # A cross-field check tripped over stand-in values: estimate from the raw values instead.
+        # A cross-field check tripped over stand-in values: estimate from the raw values instead (never run).
         inputs = generator.get_input_schema().model_construct(**raw)
-    payload = inputs.model_dump(mode="json")
+        payload = dict(raw)
     return StepCall(
         step=name,
         label=label,
@@ -78,6 +79,6 @@ async def bind_raw(
         payload=payload,
         key=None if stand_in else cache_key(generator, payload),
         estimate=await generator.estimate_cost(inputs),
-        options=dict(step.task),
+        options=step.task.overrides(),
         fallback=fallback,
     )

@@ -118,13 +118,15 @@ async def execute_pipeline(
 
         runner = PipelineRunner(spec, plan, registry, store, refresh, run_id=str(flow_run.id), sink=sink)
         sink(RunStarted(spec.name, str(flow_run.id), plan.step_count))
+        finished = False
         try:
             await runner.run()
-        finally:
+            finished = True
+        finally:  # a failed run still shows its costs; a cancelled one (Ctrl-C, SIGTERM) too, then goes
             sink(RunFinished(spec.name, runner.records))
             await costs.publish(spec.name, runner.records)
-            outputs = runner.outputs() if not runner.failures else {}
-            await previews.publish(spec.name, runner.results, outputs)
+        outputs = runner.outputs() if finished and not runner.failures else {}
+        await previews.publish(spec.name, runner.results, outputs)
     if runner.failures:
         raise PipelineFailedError(spec.name, runner.failures)
     return PipelineRun(

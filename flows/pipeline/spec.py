@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from generators.errors import InputError
+
+from .safe_yaml import load_yaml
 
 PIPELINES_DIR = Path(__file__).resolve().parents[2] / "pipelines"  # the pipelines shipped with boardflow
 ParamType = Literal["string", "integer", "number", "boolean", "list", "object"]
@@ -23,18 +26,45 @@ class ParamSpec(BaseModel):
     default: Any = None
     description: str = ""
     required: bool = False
+    item_defaults: dict[str, Any] = Field(
+        default={}, description="For a list of mappings: keys each item gets when it leaves them out."
+    )
 
     def check(self, name: str, value: Any) -> Any:
         expected = _PY_TYPES[self.type]
         if self.type == "number" and isinstance(value, str):
-            value = float(value)
+            try:
+                value = float(value)
+            except ValueError:
+                raise InputError(f"Parameter {name!r} must be a number, got {value[:80]!r}.") from None
+        if self.type == "number" and isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"Parameter {name!r} must be a finite number, got {value!r}.")
         elif self.type == "integer" and isinstance(value, str) and value.lstrip("-").isdigit():
             value = int(value)
         elif self.type == "boolean" and isinstance(value, str) and value.lower() in ("true", "false"):
             value = value.lower() == "true"
         if not isinstance(value, expected) or (self.type != "boolean" and isinstance(value, bool)):
-            raise InputError(f"Parameter {name!r} must be a {self.type}, got {type(value).__name__} {value!r}.")
+            shown = repr(value)
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            article = "an" if self.type[0] in "aeiou" else "a"
+            raise InputError(f"Parameter {name!r} must be {article} {self.type}, got {type(value).__name__} {shown}.")
+        if self.item_defaults and isinstance(value, list):
+            value = [{**self.item_defaults, **item} if isinstance(item, dict) else item for item in value]
         return value
+
+
+class TaskOptions(BaseModel):
+    """A step's `task:` overrides of the task defaults (flows.engine.tasks.DEFAULTS); only what is set is used."""
+
+    model_config = ConfigDict(extra="forbid")
+    retries: int | None = Field(default=None, ge=0, le=50, description="Extra attempts for transient faults.")
+    backoff_seconds: float | None = Field(default=None, ge=0, le=3600, description="First retry delay.")
+    backoff_max_seconds: float | None = Field(default=None, ge=0, le=86400, description="Longest retry delay.")
+    timeout_seconds: float | None = Field(default=None, gt=0, le=7 * 86400, description="Time limit of one attempt.")
+    tags: list[str] | None = Field(default=None, description="Extra Prefect tags of the step's task runs.")
+
+    def overrides(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
 
 
 class StepSpec(BaseModel):
@@ -44,7 +74,7 @@ class StepSpec(BaseModel):
     for_each: Any = Field(default=None, description="A list (or reference to one): run once per item.")
     fallbacks: list[str] = Field(default=[], description="Generators of the same type tried if this one fails.")
     after: list[str] = Field(default=[], description="Steps that must finish first (besides references).")
-    task: dict[str, Any] = Field(default={}, description="Task settings: retries, timeout_seconds, …")
+    task: TaskOptions = Field(default_factory=TaskOptions, description="Task settings of this step.")
 
 
 class PipelineSpec(BaseModel):
@@ -70,14 +100,14 @@ class PipelineSpec(BaseModel):
     def load(cls, path: str | Path) -> PipelineSpec:
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise InputError(
                 f"No pipeline spec at {path}.", hint="Pass the path of a YAML file (see pipelines/)."
             ) from None
-        except yaml.YAMLError as exc:
-            raise InputError(f"{path} is not valid YAML: {exc}") from exc
-        return cls.parse(data, source=str(path))
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path} is not UTF-8 text (byte {exc.start}).", hint="Save the spec as UTF-8.") from None
+        return cls.parse(load_yaml(text, str(path)), source=str(path))
 
     @classmethod
     def parse(cls, data: Any, source: str = "spec") -> PipelineSpec:
@@ -113,9 +143,11 @@ class PipelineSpec(BaseModel):
         """Defaults plus given values, type-checked; unknown or missing parameters are errors."""
         unknown = sorted(set(given) - set(self.params))
         if unknown:
+            close = [f"{m[0]!r} for {u!r}" for u in unknown if (m := difflib.get_close_matches(u, self.params, n=1))]
             raise InputError(
-                f"Unknown parameter(s) {', '.join(unknown)} for pipeline {self.name}.",
-                hint=f"Known parameters: {', '.join(self.params) or 'none'}.",
+                f"Unknown parameter(s) {', '.join(map(repr, unknown))} for pipeline {self.name}"
+                + (f" (did you mean {', '.join(close)}?)" if close else "."),
+                hint=f"Known parameters: {', '.join(self.params) or 'none'} (`boardflow plan {self.name}` lists them).",
             )
         values: dict[str, Any] = {}
         for name, spec in self.params.items():

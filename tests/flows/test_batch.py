@@ -340,7 +340,7 @@ def test_batch_command_shows_the_plan_and_skipped_rows_and_strict_runs_nothing(
     ran = CliRunner().invoke(app, ["batch", str(spec), csv, "--set", "suffix=?", "--out", str(out)])
     assert ran.exit_code == 0, ran.output
     assert "Batch plan for echo-batch: 2 row(s)" in ran.output
-    assert "these rows are skipped" in ran.output and "must be a integer, got str 'two'" in ran.output
+    assert "these rows are skipped" in ran.output and "must be an integer, got str 'two'" in ran.output
     assert "2 completed · 0 from cache · 0 failed · 1 invalid" in ran.output
     assert sorted(c.text for c in say.calls) == ["first", "third"]
     assert list(pd.read_csv(f"{out}.csv")["status"]) == ["completed", "invalid", "completed"]

@@ -78,7 +78,7 @@ def test_a_malformed_spec_lists_every_field_it_got_wrong():
 def test_parameters_are_type_checked_and_unknown_ones_refused():
     spec = load_spec()
     assert spec.resolve_params({"fps": "24"})["fps"] == 24
-    with pytest.raises(InputError, match="'fps' must be a integer"):
+    with pytest.raises(InputError, match="'fps' must be an integer"):
         spec.resolve_params({"fps": "fast"})
     with pytest.raises(InputError, match="Unknown parameter.*colour") as caught:
         spec.resolve_params({"colour": "red"})
