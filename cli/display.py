@@ -59,6 +59,7 @@ class RunProgress:
             self._live.__enter__()
         else:
             self.console.print(f"starting Prefect… ({self.planned} step runs planned)", highlight=False)
+            self.console.file.flush()
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -72,6 +73,7 @@ class RunProgress:
             self._live.update(self._render())
         elif line:
             self.console.print(f"{time.monotonic() - self._began:6.1f}s  {line}", markup=False, highlight=False)
+            self.console.file.flush()  # a pipe is block-buffered: a log or CI must see each line as it happens
 
     def _apply(self, event: Event) -> str | None:
         """Update the state from one event; the plain line that says what happened (None: nothing to say)."""
@@ -259,23 +261,32 @@ def cost_table(records: list[CostRecord]) -> Table:
 
 def lineage_tree(root: LineageNode) -> Tree:
     tree = Tree("lineage")
-
-    def add(parent: Tree, node: LineageNode) -> None:
+    branches = [(tree, root)]
+    while branches:  # breadth-first and iterative: a long chain cannot exhaust the stack
+        parent, node = branches.pop(0)
         branch = parent.add(_lineage_label(node))
-        for source in node.parents:
-            add(branch, source)
-
-    add(tree, root)
+        branches += [(branch, source) for source in node.parents]
     return tree
 
 
+def plain(text: object) -> str:
+    """Text from files or providers, safe to print: rich markup escaped, control characters (ESC…) dropped."""
+    cleaned = "".join(c if c.isprintable() or c == " " else "\ufffd" for c in str(text))
+    return escape(cleaned)
+
+
 def _lineage_label(node: LineageNode) -> str:
+    short = plain(node.sha256[:12])
     if node.missing:
-        return f"{node.sha256[:12]} [red](no sidecar in this store)[/]"
+        return f"{short} [red](no sidecar in this store)[/]"
+    if node.unreadable:
+        return f"{short} [red](unreadable sidecar: {plain(node.unreadable)})[/]"
+    if node.cut:
+        return f"{short} [yellow](deeper lineage not shown)[/]"
     facts = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in node.facts.items())
-    step = f" step {escape(str(node.step))}" if node.step else ""
-    generator = escape(node.generator or "imported")
+    step = f" step {plain(node.step)}" if node.step else ""
+    repeated = " [dim](shown above)[/]" if node.repeated else ""
     return (
-        f"[bold]{escape(str(node.kind))}[/] {node.sha256[:12]} {escape(str(node.format))} {escape(facts)} "
-        f"← [cyan]{generator}[/]{step}"
+        f"[bold]{plain(node.kind)}[/] {short} {plain(node.format)} {plain(facts)} "
+        f"← [cyan]{plain(node.generator or 'imported')}[/]{step}{repeated}"
     )

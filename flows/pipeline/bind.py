@@ -17,7 +17,7 @@ from generators.base import BaseGenerator
 from generators.errors import InputValidationError
 
 from ..engine.caching import NOT_INDEXED, Lookup, cache_key
-from .scope import Scope
+from .scope import PLANNED_URL, Scope
 from .spec import StepSpec
 
 
@@ -64,10 +64,13 @@ async def bind_raw(
     try:
         inputs = generator.parse_inputs(raw, where=label)
         payload = inputs.model_dump(mode="json")
-    except InputValidationError:
-        if not stand_in:
+    except InputValidationError as exc:
+        # On stand-ins a check may trip over a planned output's made-up fields: then estimate from the raw
+        # values (the call never runs). A problem in a field that holds no stand-in is real, and says so now.
+        planned = {name for name, value in raw.items() if _holds_stand_in(value)}
+        real = [(f, m) for f, m in exc.problems if f.split(".")[0] and f.split(".")[0] not in planned]
+        if not stand_in or real:
             raise
-        # A cross-field check tripped over stand-in values: estimate from the raw values instead (never run).
         inputs = generator.get_input_schema().model_construct(**raw)
         payload = dict(raw)
     return StepCall(
@@ -82,3 +85,11 @@ async def bind_raw(
         options=step.task.overrides(),
         fallback=fallback,
     )
+
+
+def _holds_stand_in(value: Any) -> bool:
+    if isinstance(value, dict):
+        return value.get("storage_url") == PLANNED_URL or any(_holds_stand_in(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_stand_in(v) for v in value)
+    return False

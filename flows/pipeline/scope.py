@@ -28,12 +28,15 @@ _PLACEHOLDER_FIELDS = {
 }
 
 
+PLANNED_URL = "planned://not-yet-made"
+
+
 def placeholder_artifact(kind: str) -> dict[str, Any]:
     cls = ARTIFACT_CLASSES[kind]
     data = {
         "kind": kind,
         "sha256": "0" * 64,
-        "storage_url": "planned://not-yet-made",
+        "storage_url": PLANNED_URL,
         "format": "planned",
         "size_bytes": 0,
     }

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from generators.errors import InputError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from generators.errors import BoardflowError, InputError
 from generators.storage import ArtifactStore, open_store, sha256_file, sidecar_key
+
+_SHA = re.compile(r"[0-9a-f]{64}")
 
 
 async def find_sha(ref: str, store: ArtifactStore | None = None) -> str:
@@ -33,6 +38,30 @@ async def find_sha(ref: str, store: ArtifactStore | None = None) -> str:
     return matches[0]
 
 
+MAX_DEPTH = 24  # generations shown; a longer chain (or a tampered one) is cut with a note
+MAX_NODES = 2_000
+
+
+class _MadeBy(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    generator: str | None = None
+    step: str | None = None
+    parents: list[str] = []
+
+
+class _Sidecar(BaseModel):
+    """What lineage reads of a sidecar; anything else in it is ignored, anything malformed refused."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    parents: list[str] = []
+    made_by: list[_MadeBy] = []
+
+
 @dataclass
 class LineageNode:
     """One artifact in a lineage tree, as its sidecar describes it, and the artifacts it was made from."""
@@ -44,33 +73,49 @@ class LineageNode:
     generator: str | None = None  # None: imported, not made by a generator
     step: str | None = None
     missing: bool = False  # no sidecar in this store
+    unreadable: str | None = None  # the sidecar is there but not one boardflow wrote (tampered, truncated)
     repeated: bool = False  # already shown higher up the tree: its parents are not listed again
+    cut: bool = False  # deeper than MAX_DEPTH (or past MAX_NODES): its parents are not read
     parents: list[LineageNode] = field(default_factory=list)
 
 
 async def lineage(sha: str, store: ArtifactStore | None = None) -> LineageNode:
-    """The tree of generators and inputs behind the artifact `sha`, read from the store's sidecars."""
+    """The tree of generators and inputs behind the artifact `sha`, read from the store's sidecars.
+
+    Sidecars are data from disk or a bucket, so each is validated; a chain deeper than MAX_DEPTH is cut.
+    """
     store = store or open_store()
     seen: set[str] = set()
 
-    async def node(s: str) -> LineageNode:
-        meta = await store.read_json(sidecar_key(s))
-        if meta is None:
+    async def node(s: str, depth: int) -> LineageNode:
+        if not _SHA.fullmatch(s):
+            return LineageNode(s[:64], unreadable="not a sha256")
+        if depth > MAX_DEPTH or len(seen) >= MAX_NODES:
+            return LineageNode(s, cut=True)
+        try:
+            raw = await store.read_json(sidecar_key(s))
+        except (BoardflowError, ValueError) as exc:
+            return LineageNode(s, unreadable=str(exc)[:120])
+        if raw is None:
             return LineageNode(s, missing=True)
-        first = (meta.get("made_by") or [{}])[0]
+        try:
+            meta = _Sidecar.model_validate(raw)
+        except ValidationError as exc:
+            return LineageNode(s, unreadable=f"{exc.error_count()} malformed field(s)")
+        first = meta.made_by[0] if meta.made_by else _MadeBy()
         found = LineageNode(
             s,
-            kind=meta.get("type"),
-            format=meta.get("format"),
-            facts={k: meta[k] for k in ("width", "height", "duration") if meta.get(k) is not None},
-            generator=first.get("generator"),
-            step=first.get("step"),
+            kind=meta.type,
+            format=meta.format,
+            facts={k: v for k in ("width", "height", "duration") if (v := getattr(meta, k)) is not None},
+            generator=first.generator,
+            step=first.step,
             repeated=s in seen,
         )
         if not found.repeated:
             seen.add(s)
-            for parent in first.get("parents") or meta.get("parents") or []:
-                found.parents.append(await node(parent))
+            for parent in first.parents or meta.parents:
+                found.parents.append(await node(parent, depth + 1))
         return found
 
-    return await node(sha)
+    return await node(sha, 0)

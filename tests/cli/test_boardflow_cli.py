@@ -78,9 +78,12 @@ def test_plan_over_the_cap_exits_2(data_dir, registry, tmp_path):
 def test_generators_list_says_what_runs_here_and_how_to_fix_the_rest(registry):
     result = invoke("generators", "list")
     assert result.exit_code == 0, result.output
-    rows = {line.split()[1]: line for line in result.output.splitlines() if line.startswith("│")}
+    rows = {line.split()[0]: line for line in result.output.splitlines() if "/" in line}
     assert "yes" in rows["local/ken-burns"]
     assert "no" in rows["openai/gpt-image-1"] and "OPENAI_API_KEY" in rows["openai/gpt-image-1"]
+    assert "boardflow generators show ID" in result.output  # where the fix is
+    shown = " ".join(invoke("generators", "show", "openai/gpt-image-1").output.split())
+    assert "to enable it: Set OPENAI_API_KEY" in shown and "https://" in shown
     listed = json.loads(invoke("generators", "list", "--json", "--type", "video").output)
     assert {g["type"] for g in listed} == {"video"} and "local/ken-burns" in {g["id"] for g in listed}
 
