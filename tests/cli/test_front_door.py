@@ -176,5 +176,10 @@ def test_out_never_overwrites_other_bytes_and_only_copies_verified_store_objects
     assert (out / "escaped.txt").read_text() == "one", "the first run's file was overwritten"
     kept = [p for p in out.iterdir() if p.name != "escaped.txt"]
     assert len(kept) == 1 and kept[0].read_text() == "two", kept
-    forced = invoke("run", str(path), "-p", "word=two", "--out", str(out), "--force")
+    forced = invoke("run", str(path), "-p", "word=two", "--out", str(out), "--force", columns=80)
     assert forced.exit_code == 0 and (out / "escaped.txt").read_text() == "two"
+    lines = forced.output.splitlines()  # at 80 columns: the cost table fits, names and paths are whole
+    path_lines = [line for line in lines if line.strip() == str((out / "escaped.txt").resolve())]
+    assert path_lines, "the output path is on a line of its own, unwrapped"
+    assert all(len(line) <= 80 for line in lines if line not in path_lines), max(lines, key=len)
+    assert any(line.split()[:2] == ["say", "test/echo"] for line in lines if line.split()), forced.output
