@@ -216,7 +216,12 @@ class GeneratorContext:
             **info.artifact_fields(),
             **extra,
         )
-        await self._write_sidecar(artifact, stored.key)
+        try:
+            await self._write_sidecar(artifact, stored.key)
+        except BaseException:
+            if stored.created:  # an object without its sidecar is invisible to lineage: keep neither
+                await self.store.delete(stored.key)
+            raise
         return artifact
 
     async def _materialize(self, source: Source) -> Path:
