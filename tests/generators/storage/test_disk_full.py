@@ -1,4 +1,4 @@
-"""A store on a real, tiny file system (tmpfs) that fills up mid-write: nothing half-made stays, errors say what to do."""
+"""A store on a real, tiny file system (tmpfs) filling up mid-write: nothing half-made stays; errors say what to do."""
 
 from __future__ import annotations
 
