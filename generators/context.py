@@ -16,7 +16,8 @@ from .artifacts import ARTIFACT_CLASSES, Artifact, AudioArtifact, ImageArtifact,
 from .errors import ArtifactDecodeError, StorageError, UnsafeURLError
 from .fetch import FetchPolicy, download
 from .media import probe
-from .storage import ArtifactStore, open_store, sidecar_key
+from .sidecars import MadeBy, write_sidecar
+from .storage import ArtifactStore, open_store
 
 log = logging.getLogger("boardflow")
 A = TypeVar("A", bound=Artifact)
@@ -253,32 +254,8 @@ class GeneratorContext:
         return dest
 
     async def _write_sidecar(self, artifact: Artifact, key: str) -> None:
-        skey = sidecar_key(artifact.sha256)
-        meta = await self.store.read_json(skey) or {}
-        runs = meta.get("runs", [])
-        if self.run_id and self.run_id not in runs:
-            runs.append(self.run_id)
-        fields = artifact.model_dump(mode="json", exclude={"storage_url"})
-        made_by = meta.get("made_by", [])
-        entry = {
-            "generator": self.generator,
-            "input_digest": self.cache_key,
-            "parents": list(artifact.parents),
-            "step": self.step,
-        }
-        if entry not in made_by:
-            made_by.append(entry)
-        await self.store.write_json(
-            skey,
-            {
-                **fields,
-                "type": artifact.artifact_type,
-                "key": key,
-                "made_by": made_by,
-                "runs": runs,
-                "created": meta.get("created") or _now(),
-            },
-        )
+        made_by = MadeBy(generator=self.generator, input_digest=self.cache_key, step=self.step)
+        await write_sidecar(self.store, artifact, key, made_by, self.run_id)
 
 
 def _norm(fmt: str) -> str:
