@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
-import tempfile
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +15,7 @@ from .artifacts import ARTIFACT_CLASSES, Artifact, AudioArtifact, ImageArtifact,
 from .errors import ArtifactDecodeError, StorageError, UnsafeURLError
 from .fetch import FetchPolicy, download
 from .media import probe
+from .scratch import new_scratch_dir
 from .sidecars import MadeBy, write_sidecar
 from .storage import ArtifactStore, open_store
 
@@ -79,7 +79,7 @@ class GeneratorContext:
     def temp_path(self, suffix: str = "") -> Path:
         """A fresh path inside this context's scratch folder (removed on close)."""
         if self._tmpdir is None:
-            self._tmpdir = Path(tempfile.mkdtemp(prefix="boardflow-"))
+            self._tmpdir = new_scratch_dir()  # named with our pid: a SIGKILLed run's is swept on the next start
         self._counter += 1
         return self._tmpdir / f"{self._counter:04d}{suffix}"
 
