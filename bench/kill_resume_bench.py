@@ -4,19 +4,23 @@ Run: .venv/bin/python -m bench.kill_resume_bench [--scenes 4] [--resolution 640x
 
 Against a `prefect server start` running beside it (started here). The first run is a child process in its
 own process group; the bench watches the result index (`<store>/results/*.json`, one file per finished
-step) and SIGKILLs the whole group (Python and its ffmpeg) once half of the step runs have finished.
+step) and SIGKILLs the Python process alone once half of the step runs have finished, as the OOM killer
+would: its ffmpeg children must die with it (what survives 5 s is counted, then the group is killed).
 The second run, a new process on the same data folder, must then:
 - take exactly the steps finished before the kill from the cache (cost records say cached) and execute
   exactly the rest;
 - make nothing twice: no artifact of a step finished before the kill is stored again (each sidecar lists
   the flow runs that stored it), and no step executes more than once in the second run;
-- finish at all: a SIGKILLed step leaves its cache lock behind, which must not block its re-run.
+- finish at all: a SIGKILLed step leaves its cache lock behind, which must not block its re-run;
+- clean up after the killed one: on the server it is Crashed, not Running, and its `boardflow-<pid>-*`
+  scratch folders are gone from the temp dir.
 Exit 1 if any of that fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -34,8 +38,12 @@ def finished_results(store: Path) -> set[str]:
     return {p.stem for p in folder.glob("*.json")} if folder.exists() else set()
 
 
-def kill_half_way(cmd: list[str], env: dict[str, str], store: Path, total: int, deadline_s: float) -> set[str]:
-    """Start the run, SIGKILL it (with its children) when half the steps are done; the cache keys done by then."""
+def kill_half_way(
+    cmd: list[str], env: dict[str, str], store: Path, total: int, deadline_s: float
+) -> tuple[set[str], int, tuple[int, int]]:
+    """Start the run, SIGKILL its Python process when half the steps are done.
+
+    (cache keys done by then, the run's pid, (its child processes at the kill, those alive 5 s after))."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + deadline_s
     try:
@@ -45,10 +53,39 @@ def kill_half_way(cmd: list[str], env: dict[str, str], store: Path, total: int, 
             if time.monotonic() > deadline:
                 raise TimeoutError(f"half of the steps were not done after {deadline_s:.0f} s")
             time.sleep(0.05)  # the poll interval: killing sooner or later than "half" by one step is fine
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        at_kill = len(group_members(proc.pid)) - 1  # its children (ffmpeg, the speech worker) at that moment
+        proc.kill()
         proc.wait()
-    return finished_results(store)  # read after the kill: a step may have finished in the last instant
+        gone_by = time.monotonic() + 5
+        while (survivors := len(group_members(proc.pid))) and time.monotonic() < gone_by:
+            time.sleep(0.05)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever outlived the run
+        proc.wait()
+    return (
+        finished_results(store),
+        proc.pid,
+        (at_kill, survivors),
+    )  # read after the kill: a step may have finished meanwhile
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group `pgid`, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[3]) == pgid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def flow_run_states(api_url: str) -> list[str]:
+    import httpx
+
+    runs = httpx.post(f"{api_url}/flow_runs/filter", json={"limit": 200}, timeout=30).raise_for_status().json()
+    return sorted(run["state"]["name"] for run in runs if run.get("state"))
 
 
 def sidecars(store: Path) -> dict[str, dict]:
@@ -63,11 +100,20 @@ def main(scenes: int, resolution: str) -> int:
         tmp = Path(tmp_name)
         store = tmp / "data" / "store"
         with prefect_server(tmp / "server-home") as (api_url, _):
-            env = {**base_env(tmp / "client-home"), "PREFECT_API_URL": api_url, "BOARDFLOW_DATA_DIR": str(tmp / "data")}
+            scratch = tmp / "scratch"
+            scratch.mkdir()
+            env = {
+                **base_env(tmp / "client-home"),
+                "PREFECT_API_URL": api_url,
+                "BOARDFLOW_DATA_DIR": str(tmp / "data"),
+                "TMPDIR": str(scratch),
+            }
             started = time.perf_counter()
-            done_before = kill_half_way(cmd, env, store, total, deadline_s=900)
+            done_before, pid, survivors = kill_half_way(cmd, env, store, total, deadline_s=900)
             killed_after = time.perf_counter() - started
             print(f"killed after {killed_after:.1f} s with {len(done_before)}/{total} steps finished · {load()}")
+            states_after_kill = flow_run_states(api_url)
+            folders_after_kill = len(list(scratch.glob(f"boardflow-{pid}-*")))
             stale_locks = len(list((tmp / "data" / "locks").glob("*.lock")))
             made_before = {sha: set(meta.get("runs", [])) for sha, meta in sidecars(store).items()}
             indexed_before = {key: json.loads((store / "results" / f"{key}.json").read_text()) for key in done_before}
@@ -79,12 +125,30 @@ def main(scenes: int, resolution: str) -> int:
             line = next(ln for ln in second.stdout.splitlines() if ln.startswith(RESULT_MARK))
             result = json.loads(line.removeprefix(RESULT_MARK))
             made_after = {sha: set(meta.get("runs", [])) for sha, meta in sidecars(store).items()}
+            hygiene = {
+                "child processes at the kill": survivors[0],
+                "child processes alive 5 s after the kill": survivors[1],
+                "flow run states after the kill": states_after_kill,
+                "flow run states after the next start": flow_run_states(api_url),
+                "scratch folders of the killed run, after the kill": folders_after_kill,
+                "scratch folders of the killed run, after the next start": len(
+                    list(scratch.glob(f"boardflow-{pid}-*"))
+                ),
+            }
     print(f"second run: {result['seconds']:.1f} s, {result['cached']}/{result['steps']} step runs from the cache")
-    return report(result, indexed_before, made_before, made_after, total, stale_locks)
+    return report(result, indexed_before, made_before, made_after, total, stale_locks, hygiene)
 
 
-def report(result: dict, indexed_before: dict, made_before: dict, made_after: dict, total: int, locks: int) -> int:
+def report(
+    result: dict, indexed_before: dict, made_before: dict, made_after: dict, total: int, locks: int, hygiene: dict
+) -> int:
     problems = []
+    if hygiene["child processes alive 5 s after the kill"]:
+        problems.append("child processes (ffmpeg, the speech worker) outlived the killed run")
+    if hygiene["flow run states after the next start"] != ["Completed", "Crashed"]:
+        problems.append("the killed run is not Crashed on the server after the next start")
+    if hygiene["scratch folders of the killed run, after the next start"]:
+        problems.append("the killed run's scratch folders were not removed on the next start")
     done = len(indexed_before)
     if result["steps"] != total:
         problems.append(f"the second run recorded {result['steps']} step runs, not {total}")
@@ -108,6 +172,9 @@ def report(result: dict, indexed_before: dict, made_before: dict, made_after: di
     print(f"  artifacts of finished steps stored again: {len(made_twice)} of {len(finished_arts)}")
     print(f"  artifacts of steps cut off by the kill, made again: {len(redone)} (their work was lost with the process)")
     print(f"  cache locks left behind by the killed run: {locks} (broken, since their holder is gone)")
+    print("  after the SIGKILL of the run's Python process alone:")
+    for what, value in hygiene.items():
+        print(f"    {what}: {value}")
     for problem in problems:
         print(f"  FAILED: {problem}")
     return 1 if problems else 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
-import tempfile
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +15,9 @@ from .artifacts import ARTIFACT_CLASSES, Artifact, AudioArtifact, ImageArtifact,
 from .errors import ArtifactDecodeError, StorageError, UnsafeURLError
 from .fetch import FetchPolicy, download
 from .media import probe
-from .storage import ArtifactStore, open_store, sidecar_key
+from .scratch import new_scratch_dir
+from .sidecars import MadeBy, write_sidecar
+from .storage import ArtifactStore, open_store
 
 log = logging.getLogger("boardflow")
 A = TypeVar("A", bound=Artifact)
@@ -78,7 +79,7 @@ class GeneratorContext:
     def temp_path(self, suffix: str = "") -> Path:
         """A fresh path inside this context's scratch folder (removed on close)."""
         if self._tmpdir is None:
-            self._tmpdir = Path(tempfile.mkdtemp(prefix="boardflow-"))
+            self._tmpdir = new_scratch_dir()  # named with our pid: a SIGKILLed run's is swept on the next start
         self._counter += 1
         return self._tmpdir / f"{self._counter:04d}{suffix}"
 
@@ -216,7 +217,12 @@ class GeneratorContext:
             **info.artifact_fields(),
             **extra,
         )
-        await self._write_sidecar(artifact, stored.key)
+        try:
+            await self._write_sidecar(artifact, stored.key)
+        except BaseException:
+            if stored.created:  # an object without its sidecar is invisible to lineage: keep neither
+                await self.store.delete(stored.key)
+            raise
         return artifact
 
     async def _materialize(self, source: Source) -> Path:
@@ -248,32 +254,8 @@ class GeneratorContext:
         return dest
 
     async def _write_sidecar(self, artifact: Artifact, key: str) -> None:
-        skey = sidecar_key(artifact.sha256)
-        meta = await self.store.read_json(skey) or {}
-        runs = meta.get("runs", [])
-        if self.run_id and self.run_id not in runs:
-            runs.append(self.run_id)
-        fields = artifact.model_dump(mode="json", exclude={"storage_url"})
-        made_by = meta.get("made_by", [])
-        entry = {
-            "generator": self.generator,
-            "input_digest": self.cache_key,
-            "parents": list(artifact.parents),
-            "step": self.step,
-        }
-        if entry not in made_by:
-            made_by.append(entry)
-        await self.store.write_json(
-            skey,
-            {
-                **fields,
-                "type": artifact.artifact_type,
-                "key": key,
-                "made_by": made_by,
-                "runs": runs,
-                "created": meta.get("created") or _now(),
-            },
-        )
+        made_by = MadeBy(generator=self.generator, input_digest=self.cache_key, step=self.step)
+        await write_sidecar(self.store, artifact, key, made_by, self.run_id)
 
 
 def _norm(fmt: str) -> str:

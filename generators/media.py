@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
+import functools
 import json
 import os
+import signal
 import struct
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +238,38 @@ def _probe_safetensors(path: Path) -> MediaInfo:
     return MediaInfo(kind="lora", format="safetensors")
 
 
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+@functools.cache
+def _prctl():
+    """libc's prctl on Linux, else None; looked up in the parent, so a forked child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
+def child_setup(nice: int = 0) -> Callable[[], None]:
+    """A `preexec_fn` for a helper process (ffmpeg, the speech worker): it dies with the process that started it.
+
+    A SIGKILL or an OOM kill of boardflow runs none of its cleanup, so the kernel is asked to do it:
+    PR_SET_PDEATHSIG sends the child SIGKILL when its parent dies. (Strictly, when the forking *thread*
+    ends: children are started from the event loop's thread, which outlives the coroutine awaiting them.)
+    `nice` > 0 also lowers the child's priority.
+    """
+    prctl, parent = _prctl(), os.getpid()
+
+    def setup() -> None:
+        if nice > 0:
+            os.nice(nice)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:  # the parent died before the line above took effect
+                os._exit(1)
+
+    return setup
+
+
 async def run_ffmpeg(
     args: Sequence[str],
     *,
@@ -264,7 +300,7 @@ async def run_ffmpeg(
         *cmd,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        preexec_fn=(lambda: os.nice(nice)) if nice > 0 else None,
+        preexec_fn=child_setup(nice),
     )
     tail: collections.deque[str] = collections.deque(maxlen=25)
 

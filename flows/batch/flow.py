@@ -36,6 +36,7 @@ from flows.batch.rows import (
     row_params,
 )
 from flows.batch.runner import BatchRunner
+from flows.engine.liveness import run_hygiene
 from flows.engine.tasks import TaskExecutor
 from flows.events import BatchFinished, BatchPlanned, current_sink
 from flows.pipeline.flow import open_run_store
@@ -120,6 +121,27 @@ async def batch(
     row; `only_failed` names an earlier results CSV whose failed rows are the only ones run. Results go to
     `results_path` (.csv and .parquet), by default under the data folder's batches/.
     """
+    async with run_hygiene(str(flow_run.id)):  # its rows run in this process: a SIGKILL leaves them to mark Crashed
+        return await _batch(
+            spec, rows, overrides, strict, max_cost_usd, concurrency, refresh, store_url, store_block, results_path,
+            only_failed, previews,
+        )  # fmt: skip
+
+
+async def _batch(
+    spec: PipelineSpec | dict[str, Any] | str,
+    rows: list[dict[str, Any]] | str,
+    overrides: dict[str, Any] | None,
+    strict: bool,
+    max_cost_usd: float | None,
+    concurrency: int,
+    refresh: bool,
+    store_url: str | None,
+    store_block: str | None,
+    results_path: str | None,
+    only_failed: str | None,
+    previews: int,
+) -> dict[str, Any]:
     logger = get_run_logger()
     if concurrency < 1:
         raise InputError(f"concurrency must be at least 1, got {concurrency}.")

@@ -18,6 +18,7 @@ from prefect.context import TaskRunContext
 from generators.base import BaseGenerator, GeneratorResult
 from generators.context import GeneratorContext
 from generators.errors import RateLimitError, is_retryable
+from generators.sidecars import MadeBy, restore_sidecars
 from generators.storage import ArtifactStore
 
 from ..events import EventSink, StepProgress, current_sink
@@ -215,4 +216,9 @@ class TaskExecutor:
             exc = await state.result(raise_on_failure=False)
             raise exc if isinstance(exc, BaseException) else RuntimeError(str(exc))
         result: GeneratorResult = await state.result()
-        return result, state.name == "Cached" or result.reused
+        cached = state.name == "Cached" or result.reused
+        if cached:  # a hit names its artifacts; one whose sidecar was lost gets it back, so lineage finds it
+            made_by = MadeBy(generator=call.generator.name, input_digest=call.key, step=call.label)
+            if restored := await restore_sidecars(self.store, result.artifacts(), made_by):
+                get_run_logger().info("%s: restored %d missing sidecar(s)", call.label, len(restored))
+        return result, cached

@@ -15,6 +15,7 @@ from generators.errors import BudgetExceededError
 from generators.registry import Registry, get_registry
 from generators.storage import ArtifactStore, open_store
 
+from ..engine.liveness import run_hygiene
 from ..events import Event, RunFinished, RunStarted, current_sink
 from ..reporting import costs
 from ..reporting.costs import CostRecord
@@ -93,6 +94,18 @@ async def execute_pipeline(
     registry: Registry | None = None,
 ) -> PipelineRun:
     """The body of a pipeline flow; call it from inside any flow run."""
+    async with run_hygiene(str(flow_run.id)):  # a SIGKILL of this process leaves it marked Crashed next time
+        return await _execute(spec, params, refresh, store_url, store_block, registry)
+
+
+async def _execute(
+    spec: PipelineSpec,
+    params: dict[str, Any] | None,
+    refresh: bool,
+    store_url: str | None,
+    store_block: str | None,
+    registry: Registry | None,
+) -> PipelineRun:
     registry = registry or get_registry()
     store = await open_run_store(store_url, store_block)
     plan = await plan_pipeline(spec, params or {}, store, refresh, registry)

@@ -19,6 +19,7 @@ from ..artifacts import AudioArtifact
 from ..base import Availability, BaseGenerator
 from ..context import GeneratorContext
 from ..errors import ConfigurationError, InputError, MediaProcessingError
+from ..media import child_setup
 from ._audio import AudioFormat, encode_audio, write_wav
 
 # Constants from espeak-ng's speak_lib.h.
@@ -169,6 +170,7 @@ class ESpeak:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-I", "-c", _SYNTH_SCRIPT, *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            preexec_fn=child_setup(),  # dies with us, even when we are SIGKILLed
         )  # fmt: skip
         try:
             pcm, err = await proc.communicate(text.encode("utf-8"))

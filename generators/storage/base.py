@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
+
+from ..errors import StorageError
 
 CHUNK = 1024 * 1024
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,30 @@ def sha256_file(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+def is_disk_full(exc: BaseException) -> TypeGuard[OSError]:
+    return isinstance(exc, OSError) and exc.errno in _DISK_FULL
+
+
+def disk_full_error(exc: OSError, path: Path, needed: int) -> StorageError:
+    """A full disk (or quota) while writing `path`: which disk, how much the write needed, what to do."""
+    where = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+    free = shutil.disk_usage(where).free
+    what = "quota" if exc.errno == errno.EDQUOT else "space"
+    return StorageError(
+        f"No {what} left on the disk holding {path}: the write needs {_size(needed)} and "
+        f"{_size(free)} is free there. Nothing was kept.",
+        hint=f"Free at least {_size(max(needed - free, 1))} on that disk, or point BOARDFLOW_STORE "
+        "(or BOARDFLOW_DATA_DIR, TMPDIR) at one with room, then run again: finished steps come from the cache.",
+    )
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
 
 
 class ArtifactStore(ABC):

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ..errors import StorageError
-from .base import CHUNK, ArtifactStore, StoredObject, object_key
+from .base import CHUNK, ArtifactStore, StoredObject, disk_full_error, is_disk_full, object_key
 
 
 class LocalStore(ArtifactStore):
@@ -50,8 +50,10 @@ class LocalStore(ArtifactStore):
             os.chmod(tmp_name, 0o644)
             os.replace(tmp_name, final)
             return StoredObject(sha, key, self.url_for(key), size, created=True)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp_name).unlink(missing_ok=True)
+            if is_disk_full(exc):
+                raise disk_full_error(exc, self.root / "objects", src.stat().st_size) from exc
             raise
 
     async def get_to_path(self, key: str, dest: Path) -> None:
@@ -79,28 +81,25 @@ class LocalStore(ArtifactStore):
 
     async def write_json(self, key: str, data: dict) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True, default=str)
-        os.replace(tmp, path)
+        tmp = _write_aside(path, json.dumps(data, indent=1, sort_keys=True, default=str))
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     async def create_json(self, key: str, data: dict) -> bool:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps(data, indent=1, sort_keys=True, default=str)
         # Write aside, then link into place: link() fails if the name exists, so exactly one writer wins
         # and no reader ever sees a half-written document.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(body)
+        tmp = _write_aside(path, json.dumps(data, indent=1, sort_keys=True, default=str))
         try:
             os.link(tmp, path)
             return True
         except FileExistsError:
             return False
         finally:
-            os.unlink(tmp)
+            tmp.unlink()
 
     async def list_keys(self, prefix: str) -> list[str]:
         base = self._path(prefix) if prefix else self.root
@@ -128,6 +127,21 @@ class LocalStore(ArtifactStore):
         return self._path(key)
 
 
+def _write_aside(path: Path, body: str) -> Path:
+    """`body` in a new hidden file beside `path`, complete on disk; on any failure nothing is left."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:  # a full disk may only show when this flushes
+            fh.write(body)
+    except BaseException as exc:
+        os.unlink(name)
+        if is_disk_full(exc):
+            raise disk_full_error(exc, path, len(body.encode("utf-8"))) from exc
+        raise
+    return Path(name)
+
+
 def _atomic_copy(src: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
@@ -135,8 +149,10 @@ def _atomic_copy(src: Path, dest: Path) -> None:
     try:
         shutil.copyfile(src, tmp)  # in-kernel (sendfile) on Linux
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise disk_full_error(exc, dest, src.stat().st_size) from exc
         raise
 
 

@@ -6,6 +6,8 @@ import json
 import os
 import re
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -291,3 +293,45 @@ async def test_run_ffmpeg_reports_progress_and_fails_with_command_and_stderr(tmp
     err = info.value
     assert str(missing) in err.command and "no-such-input.wav" in err.stderr_tail
     assert "transcode failed" in str(err) and err.hint in str(err)
+
+
+# A parent that starts a helper the way run_ffmpeg and the speech worker do, prints the helper's pid, and waits.
+_PARENT = """
+import asyncio
+from generators.media import child_setup
+
+async def main():
+    helper = await asyncio.create_subprocess_exec("sleep", "600", preexec_fn=child_setup(nice=7))
+    print(helper.pid, flush=True)
+    await helper.wait()
+
+asyncio.run(main())
+"""
+
+
+def test_a_helper_process_dies_with_its_sigkilled_parent_and_keeps_its_nice_level():
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        helper = int(parent.stdout.readline())
+        stat = Path(f"/proc/{helper}/stat").read_text().rsplit(")", 1)[1].split()
+        assert int(stat[16]) == 7, "the nice level was lost"  # field 19 of /proc/pid/stat
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while (gone := _gone(helper)) is False and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert gone, "the helper outlived its SIGKILLed parent"
+    finally:
+        try:
+            os.killpg(parent.pid, 9)
+        except ProcessLookupError:
+            pass
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
