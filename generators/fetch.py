@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import ipaddress
-import os
 import ssl
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
@@ -16,6 +13,7 @@ from urllib.parse import urljoin, urlparse
 import httpx
 
 from .errors import InputError, TransientProviderError, UnsafeURLError
+from .net.bodies import IDENTITY, save_body
 from .settings import get_settings
 
 # Cloud metadata endpoints are refused even when their range is otherwise allowed.
@@ -136,6 +134,8 @@ async def download(
     try:
         for _hop in range(policy.max_redirects + 1):
             await check_url(url, policy)
+            # identity: nothing for a decoder to inflate (a server that compresses anyway is decoded in bounded steps)
+            headers = {**(headers or {}), **IDENTITY}
             async with client.stream(
                 "GET", url, follow_redirects=False, headers=headers, timeout=policy.timeout
             ) as response:  # the policy's, even on a shared client
@@ -164,27 +164,10 @@ def _raise_for_status(response: httpx.Response, url: str) -> None:
 
 
 async def _save(response: httpx.Response, url: str, dest: Path, policy: FetchPolicy) -> tuple[str, int]:
-    declared = int(response.headers.get("content-length") or 0)
-    if declared > policy.max_bytes:
-        raise UnsafeURLError(_too_big(url, policy), hint="Raise BOARDFLOW_MAX_DOWNLOAD_MB if this is expected.")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
-    digest, size = hashlib.sha256(), 0
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            async for chunk in response.aiter_bytes(1024 * 1024):
-                size += len(chunk)
-                if size > policy.max_bytes:
-                    raise UnsafeURLError(
-                        _too_big(url, policy), hint="Raise BOARDFLOW_MAX_DOWNLOAD_MB if this is expected."
-                    )
-                digest.update(chunk)
-                fh.write(chunk)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest.hexdigest(), size
+    def too_big() -> UnsafeURLError:
+        return UnsafeURLError(_too_big(url, policy), hint="Raise BOARDFLOW_MAX_DOWNLOAD_MB if this is expected.")
+
+    return await save_body(response, url, dest, policy.max_bytes, too_big)
 
 
 def _too_big(url: str, policy: FetchPolicy) -> str:
