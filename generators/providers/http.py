@@ -26,6 +26,8 @@ from ..errors import (
     UnexpectedResponseError,
 )
 from ..fetch import download
+from ..net.bodies import IDENTITY, save_body
+from ..settings import get_settings
 
 if TYPE_CHECKING:
     from ..artifacts import Artifact
@@ -204,19 +206,32 @@ class ProviderClient:
             raise error_for_response(response, self.info, self.describe_error(response))
         return response
 
-    async def stream_to(self, method: str, url: str, dest: Path, **kw: Any) -> httpx.Headers:
-        """Send one request and stream a binary answer (audio) into `dest`; returns the response headers."""
-        kw["headers"] = {**self.auth_headers(), **kw.get("headers", {})}
+    async def stream_to(
+        self, method: str, url: str, dest: Path, *, max_bytes: int | None = None, **kw: Any
+    ) -> httpx.Headers:
+        """Send one request and stream a binary answer (audio) into `dest`; returns the response headers.
+
+        The answer is cut off past `max_bytes` (default: the download cap, BOARDFLOW_MAX_DOWNLOAD_MB) and
+        `dest` only appears once the whole answer is in, so a refused or broken answer leaves no file.
+        """
+        limit = max_bytes if max_bytes is not None else get_settings().max_download_bytes
+        kw["headers"] = {**self.auth_headers(), **kw.get("headers", {}), **IDENTITY}
         self.check_own_url(url)
+
+        def too_big() -> ProviderError:
+            return ProviderError(
+                f"the answer of {method} {urlparse(url).path} is larger than the cap of {limit / 2**20:.0f} MiB; "
+                "nothing was kept",
+                provider=self.info.name,
+                hint="Raise BOARDFLOW_MAX_DOWNLOAD_MB if audio this long is expected, or ask for shorter audio.",
+            )
+
         try:
             async with self._http.stream(method, url, **kw) as response:
                 if not response.is_success:
                     await response.aread()
                     raise error_for_response(response, self.info, self.describe_error(response))
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with dest.open("wb") as fh:
-                    async for chunk in response.aiter_bytes(1 << 16):
-                        fh.write(chunk)
+                await save_body(response, url, dest, limit, too_big)
                 return response.headers
         except httpx.HTTPError as exc:
             raise self._transport_error(method, url, exc) from None
