@@ -25,7 +25,6 @@ from ..errors import (
     TransientProviderError,
     UnexpectedResponseError,
 )
-from ..fetch import download
 from ..net.bodies import IDENTITY, save_body
 from ..settings import get_settings
 
@@ -165,7 +164,7 @@ class ProviderClient:
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """The underlying client, for downloading outputs over the same connection pool."""
+        """The underlying client (API calls only: outputs are downloaded through the fetch policy's own client)."""
         return self._http
 
     @property
@@ -270,26 +269,14 @@ class ProviderClient:
             interval = min(interval * 1.5, self.max_poll_interval)
 
 
-async def store_output(
-    context: GeneratorContext, kind: str, url: str, provider: str, http: httpx.AsyncClient | None = None
-) -> Artifact:
+async def store_output(context: GeneratorContext, kind: str, url: str) -> Artifact:
     """Download a provider's output URL into the store (streamed, checked by the fetch policy, probed).
 
-    `http` lets the download reuse the provider client's connections; it carries no credentials (clients
-    send the key per request, never as a default header), so nothing leaks to the provider's CDN.
-    A dropped or timed-out download is transient: the job stays journaled and a retry collects it.
+    The download has its own client, whose connections go only to addresses that passed the check, so a
+    CDN name that rebinds cannot reach an internal service. A dropped or timed-out download is a
+    TransientProviderError: the job stays journaled and a retry collects it.
     """
-    try:
-        if http is None:
-            return await context.store_artifact(kind, url)
-        dest = context.temp_path(Path(urlparse(url).path).suffix)
-        await download(url, dest, context.fetch_policy, client=http)
-        return await context.store_artifact(kind, dest)
-    except httpx.HTTPError as exc:
-        kind_of = "timed out" if isinstance(exc, httpx.TimeoutException) else "lost its connection"
-        raise TransientProviderError(
-            f"the download of the output {kind_of} ({redact(str(exc))})", provider=provider
-        ) from None
+    return await context.store_artifact(kind, url)
 
 
 async def file_chunks(path: Path, size: int = 1 << 20) -> AsyncIterator[bytes]:

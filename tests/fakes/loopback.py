@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -90,15 +91,19 @@ class _Handler(BaseHTTPRequestHandler):
 class RawServer:
     """Start with `with RawServer() as srv:`; `srv.route(path, writer)` returns the URL of that path."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
         self.routes: dict[str, Writer] = {}
         self.seen: list[Seen] = []
+        self.sni: list[str | None] = []  # the server name each TLS client asked for
         self.httpd = ThreadingHTTPServer((host, 0), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.owner = self  # type: ignore[attr-defined]
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.sni.append(name)
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.netloc = f"{host}:{self.port}"
-        self.base = f"http://{self.netloc}"
+        self.base = f"{'https' if tls else 'http'}://{self.netloc}"
 
     def route(self, path: str, writer: Writer) -> str:
         self.routes[path] = writer
