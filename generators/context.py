@@ -13,7 +13,7 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 from .artifacts import ARTIFACT_CLASSES, Artifact, AudioArtifact, ImageArtifact, TextArtifact, VideoArtifact
-from .errors import ArtifactDecodeError, StorageError, UnsafeURLError
+from .errors import ArtifactDecodeError, StorageError, UnsafeURLError, shorten
 from .fetch import FetchPolicy, download
 from .media import probe
 from .storage import ArtifactStore, open_store, sidecar_key
@@ -162,11 +162,12 @@ class GeneratorContext:
             return dest
         if scheme == "file":
             raise UnsafeURLError(
-                f"Refusing {url!r}: file URLs are resolved only inside the artifact store ({self.store.root_url}).",
+                f"Refusing {shorten(url)}: file URLs are resolved only inside the artifact store "
+                f"({self.store.root_url}).",
                 hint="Import the file first with `boardflow import`.",
             )
         raise UnsafeURLError(
-            f"Refusing {url!r}: unsupported URL scheme {scheme!r}.",
+            f"Refusing {shorten(url)}: unsupported URL scheme {scheme!r}.",
             hint="Artifacts live in the store, on S3, or at an http(s) URL.",
         )
 
@@ -238,7 +239,7 @@ class GeneratorContext:
             # A URL string may come from outside (a provider's answer), so it must not read local files.
             where = "file URLs are read only inside the store" if parsed.scheme == "file" else "unsupported URL"
             raise UnsafeURLError(
-                f"Cannot store from {source!r}: {where} ({self.store.root_url}).",
+                f"Cannot store from {shorten(source)}: {where} ({self.store.root_url}).",
                 hint="Pass a pathlib.Path for a file your generator wrote, or an http(s) URL.",
             )
         if (local := self.store.local_path(key)) is not None:

@@ -15,9 +15,9 @@ from urllib.parse import urljoin, urlparse
 import httpx
 
 from .credentials import redact
-from .errors import BoardflowError, InputError, TransientProviderError, UnsafeURLError
+from .errors import BoardflowError, InputError, TransientProviderError, UnsafeURLError, shorten
 from .net.addresses import IP, refused_ip
-from .net.bodies import IDENTITY, save_body, shorten
+from .net.bodies import IDENTITY, save_body
 from .net.pinned import PinnedTransport
 from .settings import get_settings
 
@@ -91,7 +91,7 @@ async def checked_addresses(host: str, port: int, policy: FetchPolicy, url: str)
             answers = await policy.resolver(host, port)
         except (OSError, UnicodeError, ValueError) as exc:
             raise InputError(
-                f"Cannot resolve host {host!r} of {shorten(url)} ({exc}).",
+                f"Cannot resolve host {shorten(host, 100)} of {shorten(url)} ({exc}).",
                 hint="Check the host name in the URL; if it is right, check this machine's DNS.",
             ) from None
         addresses = [ipaddress.ip_address(a.split("%")[0]) for a in answers]
@@ -209,4 +209,4 @@ async def _save(response: httpx.Response, url: str, dest: Path, policy: FetchPol
 
 
 def _too_big(url: str, policy: FetchPolicy) -> str:
-    return f"Refusing {url!r}: it is larger than the download cap of {policy.max_bytes / 1024**2:.0f} MiB."
+    return f"Refusing {shorten(url)}: it is larger than the download cap of {policy.max_bytes / 1024**2:.0f} MiB."

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from ..errors import BoardflowError, InputError, UnsafeURLError
+from ..errors import BoardflowError, InputError, UnsafeURLError, shorten
 
 STEP = 256 * 1024  # the most bytes held at once: one raw chunk or one inflated piece
 IDENTITY = {"Accept-Encoding": "identity"}
@@ -129,10 +129,3 @@ async def save_body(response: httpx.Response, url: str, dest: Path, limit: int, 
         Path(tmp).unlink(missing_ok=True)
         raise
     return digest.hexdigest(), size
-
-
-def shorten(text: str, limit: int = 200) -> str:
-    """`text` quoted, cut to about `limit` characters (a 10 MB data: URI must not become a 10 MB message)."""
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[: limit - 40]!r}… ({len(text)} characters)"

@@ -24,6 +24,7 @@ from ..errors import (
     RateLimitError,
     TransientProviderError,
     UnexpectedResponseError,
+    shorten,
 )
 from ..net.bodies import IDENTITY, save_body
 from ..settings import get_settings
@@ -199,7 +200,7 @@ class ProviderClient:
             self.check_own_url(url)
         try:
             response = await self._http.request(method, url, **kw)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._transport_error(method, url, exc) from None
         if not response.is_success:
             raise error_for_response(response, self.info, self.describe_error(response))
@@ -232,13 +233,25 @@ class ProviderClient:
                     raise error_for_response(response, self.info, self.describe_error(response))
                 await save_body(response, url, dest, limit, too_big)
                 return response.headers
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._transport_error(method, url, exc) from None
 
-    def _transport_error(self, method: str, url: str, exc: httpx.HTTPError) -> TransientProviderError:
-        kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "lost its connection"
+    def _transport_error(self, method: str, url: str, exc: httpx.HTTPError | httpx.InvalidURL) -> ProviderError:
         detail = redact(str(exc)) or type(exc).__name__
-        return TransientProviderError(f"{method} {urlparse(url).path} {kind} ({detail})", provider=self.info.name)
+        if isinstance(exc, httpx.InvalidURL):
+            return ProviderError(
+                f"{method} {shorten(redact(url))} is not a valid URL ({detail})",
+                provider=self.info.name,
+                hint=f"Check {self.base_url_env} if it is set; otherwise the provider's answer named a broken URL.",
+            )
+        if isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
+            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "lost its connection"
+            return TransientProviderError(f"{method} {urlparse(url).path} {kind} ({detail})", provider=self.info.name)
+        return ProviderError(
+            f"{method} {urlparse(url).path} failed: {detail} ({type(exc).__name__})",
+            provider=self.info.name,
+            hint=f"Check {self.base_url_env} if it is set; the server there does not speak HTTP as the API does.",
+        )
 
     async def poll(self, check: Callable[[], Awaitable[T | None]], *, timeout: float, what: str) -> T:
         """Call `check` until it returns a value, backing off between calls and riding out transient faults."""
