@@ -37,9 +37,12 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 @dataclass(frozen=True)
 class FetchPolicy:
-    """What resolution may download. `allowed_hosts` lifts the address check for named hosts only."""
+    """What resolution may read besides the store. `allowed_hosts` lifts the address check for named hosts
+    only; `allowed_s3` ("bucket" or "bucket/prefix") and `allowed_folders` admit S3 and file:// inputs."""
 
     allowed_hosts: frozenset[str] = frozenset()
+    allowed_s3: frozenset[str] = frozenset()
+    allowed_folders: tuple[Path, ...] = ()
     max_bytes: int = 2 * 1024**3
     max_redirects: int = 5
     timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(60.0, connect=10.0))
@@ -49,7 +52,24 @@ class FetchPolicy:
     @classmethod
     def from_settings(cls) -> FetchPolicy:
         s = get_settings()
-        return cls(allowed_hosts=frozenset(s.allowed_hosts), max_bytes=s.max_download_bytes)
+        return cls(
+            allowed_hosts=frozenset(s.allowed_hosts),
+            allowed_s3=frozenset(s.allowed_s3),
+            allowed_folders=s.allowed_folders,
+            max_bytes=s.max_download_bytes,
+        )
+
+    def admits_s3(self, bucket: str, key: str) -> bool:
+        """True when `s3://bucket/key` lies in an allow-listed bucket, or under an allow-listed bucket/prefix."""
+        for entry in self.allowed_s3:
+            allowed_bucket, _, prefix = entry.strip("/").partition("/")
+            if bucket == allowed_bucket and (not prefix or key.lstrip("/").startswith(prefix.rstrip("/") + "/")):
+                return True
+        return False
+
+    def admits_folder(self, path: Path) -> bool:
+        """True when `path` (symlinks resolved) lies inside an allow-listed folder."""
+        return any(path.is_relative_to(folder) for folder in self.allowed_folders)
 
     def admits(self, host: str, port: int) -> bool:
         """True when `host`, or exactly `host:port`, is allow-listed (an entry with a port admits only it)."""
