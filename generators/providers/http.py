@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,7 +27,7 @@ from ..errors import (
     UnexpectedResponseError,
     shorten,
 )
-from ..net.bodies import IDENTITY, save_body
+from ..net.bodies import DECODABLE, IDENTITY, decoded_chunks, save_body
 from ..settings import get_settings
 
 if TYPE_CHECKING:
@@ -40,6 +41,9 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 _INPUT_STATUSES = {400, 404, 409, 413, 415, 422}
 _MAX_POLL_FAILURES = 6
+_MAX_ERROR_BODY = 1 << 20  # an error answer is a message, not a file
+# Read here, so a rebuilt response must not announce them: its content is the decoded body.
+_BODY_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
 
 
 @dataclass(frozen=True)
@@ -194,12 +198,18 @@ class ProviderClient:
         return url
 
     async def request(self, method: str, url: str, *, auth: bool = True, **kw: Any) -> httpx.Response:
-        """Send one request; transport faults and non-2xx answers become boardflow errors."""
+        """Send one request; transport faults and non-2xx answers become boardflow errors.
+
+        The body is read through the bounded decoder, under the download cap (an error body under 1 MiB),
+        so a compressed bomb in an answer is refused before it is inflated.
+        """
         if auth:
             kw["headers"] = {**self.auth_headers(), **kw.get("headers", {})}
             self.check_own_url(url)
+        kw["headers"] = {**kw.get("headers", {}), **DECODABLE}
         try:
-            response = await self._http.request(method, url, **kw)
+            async with self._http.stream(method, url, **kw) as streamed:
+                response = await self._read(streamed, method, url, get_settings().max_download_bytes)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._transport_error(method, url, exc) from None
         if not response.is_success:
@@ -217,24 +227,36 @@ class ProviderClient:
         limit = max_bytes if max_bytes is not None else get_settings().max_download_bytes
         kw["headers"] = {**self.auth_headers(), **kw.get("headers", {}), **IDENTITY}
         self.check_own_url(url)
-
-        def too_big() -> ProviderError:
-            return ProviderError(
-                f"the answer of {method} {urlparse(url).path} is larger than the cap of {limit / 2**20:.0f} MiB; "
-                "nothing was kept",
-                provider=self.info.name,
-                hint="Raise BOARDFLOW_MAX_DOWNLOAD_MB if audio this long is expected, or ask for shorter audio.",
-            )
-
         try:
             async with self._http.stream(method, url, **kw) as response:
                 if not response.is_success:
-                    await response.aread()
-                    raise error_for_response(response, self.info, self.describe_error(response))
-                await save_body(response, url, dest, limit, too_big)
+                    failed = await self._read(response, method, url, limit)
+                    raise error_for_response(failed, self.info, self.describe_error(failed))
+                await save_body(
+                    response, url, dest, limit, lambda: self._too_big(method, url, limit, "audio this long")
+                )
                 return response.headers
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._transport_error(method, url, exc) from None
+
+    async def _read(self, streamed: httpx.Response, method: str, url: str, limit: int) -> httpx.Response:
+        """`streamed` with its body read in bounded steps, as a response whose content is already decoded."""
+        if not streamed.is_success:
+            limit = min(limit, _MAX_ERROR_BODY)
+        body = bytearray()
+        too_big = functools.partial(self._too_big, method, url, limit, "an answer this large")
+        async for chunk in decoded_chunks(streamed, url, limit, too_big):
+            body += chunk
+        headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _BODY_HEADERS]
+        return httpx.Response(streamed.status_code, headers=headers, content=bytes(body), request=streamed.request)
+
+    def _too_big(self, method: str, url: str, limit: int, what: str) -> ProviderError:
+        return ProviderError(
+            f"the answer of {method} {urlparse(url).path} is larger than the cap of {limit / 2**20:.0f} MiB; "
+            "nothing was kept",
+            provider=self.info.name,
+            hint=f"Raise BOARDFLOW_MAX_DOWNLOAD_MB if {what} is expected, or ask for less.",
+        )
 
     def _transport_error(self, method: str, url: str, exc: httpx.HTTPError | httpx.InvalidURL) -> ProviderError:
         detail = redact(str(exc)) or type(exc).__name__

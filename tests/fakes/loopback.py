@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Callable, Iterable
+import tracemalloc
+import zlib
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import BinaryIO
@@ -62,6 +64,28 @@ def chunked(blocks: Callable[[], Iterable[bytes]], sent: Sent, headers: dict[str
             sent.done.set()
 
     return write
+
+
+def gzip_of_zeros(size: int) -> bytes:
+    """A gzip member that inflates to `size` zero bytes (about a thousandth of that on the wire)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1024 * 1024)
+    return b"".join(packer.compress(block) for _ in range(size // len(block))) + packer.flush()
+
+
+async def traced_peak(coro: Awaitable[object]) -> tuple[int, BaseException | None]:
+    """Peak Python-heap bytes (zlib's buffers included) allocated while `coro` runs, and what it raised."""
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    raised = None
+    try:
+        await coro
+    except BaseException as exc:  # noqa: BLE001 — the caller inspects it
+        raised = exc
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return peak, raised
 
 
 class _Handler(BaseHTTPRequestHandler):

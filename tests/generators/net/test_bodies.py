@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import tempfile
-import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -14,22 +13,16 @@ import pytest
 
 from generators.errors import UnsafeURLError
 from generators.fetch import FetchPolicy, download
-from tests.fakes.loopback import RawServer, answer
+from tests.fakes.loopback import RawServer, answer, gzip_of_zeros, traced_peak
 
 CAP = 1024 * 1024
 EXPANDED = 128 * 1024 * 1024  # what each bomb inflates to: 128 times the cap
 SLACK = 4 * 1024 * 1024  # a fixed buffer above the cap, whatever the cap is
 
 
-def _gzip_of_zeros(size: int) -> bytes:
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    block = bytes(1024 * 1024)
-    return b"".join(packer.compress(block) for _ in range(size // len(block))) + packer.flush()
-
-
 @pytest.fixture(scope="module")
 def bombs() -> dict[str, bytes]:
-    once = _gzip_of_zeros(EXPANDED)
+    once = gzip_of_zeros(EXPANDED)
     return {"gzip": once, "gzip, gzip": gzip.compress(once, 9), "deflate": zlib.compress(bytes(EXPANDED), 9)}
 
 
@@ -46,25 +39,10 @@ def _policy(server: RawServer, cap: int = CAP) -> FetchPolicy:
     return FetchPolicy(allowed_hosts=frozenset({server.netloc}), max_bytes=cap, timeout=httpx.Timeout(10.0))
 
 
-async def _peak_while(coro) -> tuple[int, BaseException | None]:
-    """Peak Python-heap bytes (zlib's buffers included) allocated while `coro` runs, and what it raised."""
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    raised = None
-    try:
-        await coro
-    except BaseException as exc:  # noqa: BLE001 — the test inspects it
-        raised = exc
-    peak = tracemalloc.get_traced_memory()[1] - base
-    tracemalloc.stop()
-    return peak, raised
-
-
 @pytest.mark.parametrize("encoding", ["gzip", "gzip, gzip", "deflate"])
 async def test_a_compression_bomb_is_refused_within_the_cap_plus_a_fixed_buffer(server, bombs, tmp_path, encoding):
     url = server.route(f"/bomb-{encoding.replace(', ', '-')}", answer(bombs[encoding], {"Content-Encoding": encoding}))
-    peak, raised = await _peak_while(download(url, tmp_path / "bomb.bin", _policy(server)))
+    peak, raised = await traced_peak(download(url, tmp_path / "bomb.bin", _policy(server)))
     assert isinstance(raised, UnsafeURLError), f"expected a refusal, got {raised!r}"
     assert peak < CAP + SLACK, f"peak {peak / 2**20:.1f} MiB for a {len(bombs[encoding])}-byte {encoding} body"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
