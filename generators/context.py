@@ -311,7 +311,12 @@ def _parse(url: str) -> ParseResult:
 
 async def _verified(path: Path, artifact: Artifact, url: str, *, scratch: bool = False) -> Path:
     """`path` once its size and sha256 are the artifact's; a scratch copy that is not is removed."""
-    size = path.stat().st_size if path.exists() else -1
+    if not path.is_file():
+        raise StorageError(
+            f"{shorten(url)} holds no file, so not artifact {artifact.short}.",
+            hint="Re-run the step that made it (use --refresh), or fix the URL.",
+        )
+    size = path.stat().st_size
     sha = (await asyncio.to_thread(sha256_file, path))[0] if size == artifact.size_bytes else None
     if sha == artifact.sha256:
         return path

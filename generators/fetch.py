@@ -97,8 +97,8 @@ def _check_shape(url: str, policy: FetchPolicy) -> tuple[str, int]:
     if not host:
         raise UnsafeURLError(f"Refusing to fetch {shorten(url)}: it names no host.")
     port = port or (443 if parsed.scheme == "https" else 80)
-    if _literal(host) is not None:
-        _refuse_unless_public(host, port, [_literal(host)], policy, url)  # no DNS: refused before any connection
+    if (literal := _literal(host)) is not None:
+        _refuse_unless_public(host, port, [literal], policy, url)  # no DNS: refused before any connection
     return host, port
 
 
@@ -119,7 +119,7 @@ async def checked_addresses(host: str, port: int, policy: FetchPolicy, url: str)
     return addresses
 
 
-def _refuse_unless_public(host: str, port: int, addresses: list, policy: FetchPolicy, url: str) -> None:
+def _refuse_unless_public(host: str, port: int, addresses: list[IP], policy: FetchPolicy, url: str) -> None:
     if policy.admits(host, port):
         return
     for ip in addresses:

@@ -232,9 +232,8 @@ class ProviderClient:
                 if not response.is_success:
                     failed = await self._read(response, method, url, limit)
                     raise error_for_response(failed, self.info, self.describe_error(failed))
-                await save_body(
-                    response, url, dest, limit, lambda: self._too_big(method, url, limit, "audio this long")
-                )
+                too_big = functools.partial(self._too_big, method, url, limit, "audio this long")
+                await save_body(response, url, dest, limit, too_big)
                 return response.headers
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._transport_error(method, url, exc) from None
