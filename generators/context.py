@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import shutil
@@ -9,19 +10,21 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, unquote, urlparse
 
 from .artifacts import ARTIFACT_CLASSES, Artifact, AudioArtifact, ImageArtifact, TextArtifact, VideoArtifact
-from .errors import ArtifactDecodeError, StorageError, UnsafeURLError
+from .errors import ArtifactDecodeError, StorageError, UnsafeURLError, shorten
 from .fetch import FetchPolicy, download
 from .media import probe
 from .scratch import new_scratch_dir
 from .sidecars import MadeBy, write_sidecar
-from .storage import ArtifactStore, open_store
+from .storage import ArtifactStore, open_store, sha256_file
 
 log = logging.getLogger("boardflow")
 A = TypeVar("A", bound=Artifact)
 ProgressFn = Callable[[float, str], None]
+# What store_*_result take: the bytes, a pathlib.Path the generator wrote, or a URL string (http(s), or one
+# of this store's own URLs). A string is never read as a local path: it may come from a spec or a provider.
 Source = Path | str | bytes
 
 _EXT = {"jpeg": "jpg", "safetensors": "safetensors"}
@@ -130,46 +133,63 @@ class GeneratorContext:
         return path
 
     async def _resolve(self, artifact: Artifact) -> Path:
+        """Every scheme ends in a check of size and sha256: a store file, an S3 object or a download."""
         url = artifact.storage_url
-        scheme = urlparse(url).scheme
+        parsed = _parse(url)
         key = self.store.key_for(url)
         if key is not None:
             local = self.store.local_path(key)
-            if local is not None:
-                if not local.exists():
-                    raise StorageError(
-                        f"Artifact {artifact.short} is missing from the store ({local}).",
-                        hint="Re-run the step that made it (use --refresh).",
-                    )
-                return local
-            dest = self.temp_path(Path(key).suffix)
-            await self.store.get_to_path(key, dest)
-            return dest
-        if scheme == "s3":
-            parsed = urlparse(url)
-            other = open_store(f"s3://{parsed.netloc}")
-            dest = self.temp_path(Path(parsed.path).suffix)
-            await other.get_to_path(parsed.path.lstrip("/"), dest)
-            return dest
-        if scheme in ("http", "https"):
-            dest = self.temp_path(Path(urlparse(url).path).suffix)
-            sha, _ = await download(url, dest, self.fetch_policy)
-            if sha != artifact.sha256:
-                dest.unlink()  # wrong bytes must not stay where a later step could pick them up
+            if local is None:
+                dest = self.temp_path(Path(key).suffix)
+                await self.store.get_to_path(key, dest)
+                return await _verified(dest, artifact, url, scratch=True)
+            if not local.exists():
                 raise StorageError(
-                    f"{url} does not hold artifact {artifact.short}: its bytes hash to {sha[:12]}.",
-                    hint="The file at that URL changed; re-run the step that made it.",
+                    f"Artifact {artifact.short} is missing from the store ({local}).",
+                    hint="Re-run the step that made it (use --refresh).",
                 )
-            return dest
-        if scheme == "file":
-            raise UnsafeURLError(
-                f"Refusing {url!r}: file URLs are resolved only inside the artifact store ({self.store.root_url}).",
-                hint="Import the file first with `boardflow import`.",
-            )
+            return await _verified(local, artifact, url)
+        if parsed.scheme == "s3":
+            return await self._resolve_s3(artifact, parsed.netloc, parsed.path.lstrip("/"))
+        if parsed.scheme in ("http", "https"):
+            dest = self.temp_path(Path(parsed.path).suffix)
+            await download(url, dest, self.fetch_policy)
+            return await _verified(dest, artifact, url, scratch=True)
+        if parsed.scheme == "file":
+            return await _verified(self._allowed_file(url), artifact, url)
         raise UnsafeURLError(
-            f"Refusing {url!r}: unsupported URL scheme {scheme!r}.",
+            f"Refusing {shorten(url)}: unsupported URL scheme {parsed.scheme!r}.",
             hint="Artifacts live in the store, on S3, or at an http(s) URL.",
         )
+
+    async def _resolve_s3(self, artifact: Artifact, bucket: str, key: str) -> Path:
+        url = artifact.storage_url
+        if not self.fetch_policy.admits_s3(bucket, key):
+            # Not tried with whatever AWS credentials are about: they may read far more than the store.
+            raise UnsafeURLError(
+                f"Refusing {shorten(url)}: S3 inputs are read only from the artifact store ({self.store.root_url}).",
+                hint=f"Copy it into the store, or add {bucket!r} (or 'bucket/prefix') to BOARDFLOW_ALLOWED_S3.",
+            )
+        dest = self.temp_path(Path(key).suffix)
+        await open_store(f"s3://{bucket}").get_to_path(key, dest)
+        return await _verified(dest, artifact, url, scratch=True)
+
+    def _allowed_file(self, url: str) -> Path:
+        """The path of a file:// URL outside the store that an allow-listed folder admits."""
+        parsed = urlparse(url)
+        if parsed.netloc:
+            raise UnsafeURLError(
+                f"Refusing {shorten(url)}: a file URL with a host part ({parsed.netloc!r}) names another machine.",
+                hint="Use file:///path (three slashes) for a file on this machine.",
+            )
+        path = Path(unquote(parsed.path)).resolve()
+        if not self.fetch_policy.admits_folder(path):
+            raise UnsafeURLError(
+                f"Refusing {shorten(url)}: file URLs are resolved only inside the artifact store "
+                f"({self.store.root_url}) or a folder listed in BOARDFLOW_ALLOWED_FOLDERS.",
+                hint="Import the file first with `boardflow import`, or allow its folder in BOARDFLOW_ALLOWED_FOLDERS.",
+            )
+        return path
 
     # -- storing outputs -----------------------------------------------------------------------
     async def store_image_result(
@@ -232,19 +252,23 @@ class GeneratorContext:
             return path
         if isinstance(source, Path):
             return source
-        parsed = urlparse(source)
+        parsed = _parse(source)
         if parsed.scheme in ("http", "https"):
             dest = self.temp_path(Path(parsed.path).suffix)
             await download(source, dest, self.fetch_policy)
             return dest
         if not parsed.scheme:
-            return Path(source)
+            # The contract says URL: a string may come from outside (a spec, a provider), so it is never a path.
+            raise UnsafeURLError(
+                f"Cannot store from {shorten(source)}: a string is taken as a URL, and this one has no scheme.",
+                hint="Pass a pathlib.Path for a file your generator wrote, the bytes, or an http(s) URL.",
+            )
         key = self.store.key_for(source)
         if key is None:
             # A URL string may come from outside (a provider's answer), so it must not read local files.
             where = "file URLs are read only inside the store" if parsed.scheme == "file" else "unsupported URL"
             raise UnsafeURLError(
-                f"Cannot store from {source!r}: {where} ({self.store.root_url}).",
+                f"Cannot store from {shorten(source)}: {where} ({self.store.root_url}).",
                 hint="Pass a pathlib.Path for a file your generator wrote, or an http(s) URL.",
             )
         if (local := self.store.local_path(key)) is not None:
@@ -256,6 +280,35 @@ class GeneratorContext:
     async def _write_sidecar(self, artifact: Artifact, key: str) -> None:
         made_by = MadeBy(generator=self.generator, input_digest=self.cache_key, step=self.step)
         await write_sidecar(self.store, artifact, key, made_by, self.run_id)
+
+
+def _parse(url: str) -> ParseResult:
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 — raises on a port that is not a number
+    except ValueError as exc:
+        raise UnsafeURLError(f"Refusing {shorten(url)}: it is not a valid URL ({exc}).") from None
+    return parsed
+
+
+async def _verified(path: Path, artifact: Artifact, url: str, *, scratch: bool = False) -> Path:
+    """`path` once its size and sha256 are the artifact's; a scratch copy that is not is removed."""
+    if not path.is_file():
+        raise StorageError(
+            f"{shorten(url)} holds no file, so not artifact {artifact.short}.",
+            hint="Re-run the step that made it (use --refresh), or fix the URL.",
+        )
+    size = path.stat().st_size
+    sha = (await asyncio.to_thread(sha256_file, path))[0] if size == artifact.size_bytes else None
+    if sha == artifact.sha256:
+        return path
+    if scratch:
+        path.unlink(missing_ok=True)  # wrong bytes must not stay where a later step could pick them up
+    found = f"its bytes hash to {sha[:12]}" if sha else f"it holds {size} bytes, not {artifact.size_bytes}"
+    raise StorageError(
+        f"{shorten(url)} does not hold artifact {artifact.short}: {found}.",
+        hint="The file changed after it was made; re-run the step that made it (use --refresh).",
+    )
 
 
 def _norm(fmt: str) -> str:

@@ -14,11 +14,15 @@ is usable, so this module must not need base.py (base.py re-exports `Credential`
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import quote, quote_plus
 
 from pydantic import SecretStr
 
@@ -42,7 +46,7 @@ class Credential:
 SecretSource = Callable[[Credential, "str | None"], "str | SecretStr | None"]
 
 _sources: list[SecretSource] = []
-_known: set[str] = set()
+_known: dict[str, frozenset[str]] = {}  # each key handed out -> the forms redact() masks
 _lock = threading.Lock()
 _MIN_REDACT_LEN = 6  # shorter "keys" are test placeholders; masking them would mangle ordinary words
 MASK = "[redacted]"
@@ -120,18 +124,49 @@ def block_problem(credential: Credential) -> BoardflowError | None:
 
 
 def redact(text: str, *secrets: str | SecretStr) -> str:
-    """`text` with every key boardflow has handed out (and any `secrets` given) replaced by a mask."""
+    """`text` with every key boardflow has handed out (and any `secrets` given) replaced by a mask.
+
+    Each key is also masked URL-encoded, JSON-escaped and base64-encoded (at any of the three byte
+    alignments, so `Basic base64(user:key)` is caught too).
+    """
     extra = {s.get_secret_value() if isinstance(s, SecretStr) else s for s in secrets}
     with _lock:
-        values = _known | {s for s in extra if len(s) >= _MIN_REDACT_LEN}
-    for value in sorted(values, key=len, reverse=True):  # longest first: a key may contain a shorter one
-        text = text.replace(value, MASK)
+        forms = set().union(*_known.values())
+    for value in extra:
+        forms |= encoded_forms(value)
+    for form in sorted(forms, key=len, reverse=True):  # longest first: a key may contain a shorter one
+        text = text.replace(form, MASK)
     return text
 
 
 def remember_secret(value: str) -> SecretStr:
-    """Wrap a key and remember it for redact(); clients given a key directly call this too."""
+    """Wrap a key and remember it (and its encoded forms) for redact(); clients given a key call this too."""
     if len(value) >= _MIN_REDACT_LEN:
         with _lock:
-            _known.add(value)
+            if value not in _known:
+                _known[value] = encoded_forms(value)
     return SecretStr(value)
+
+
+_B64_SKIP = (0, 2, 3)  # leading base64 characters that mix in the byte(s) before the key, by alignment
+
+
+def encoded_forms(value: str) -> frozenset[str]:
+    """How a key may appear in text: itself, URL-encoded, JSON-escaped, and its base64 at each alignment."""
+    if len(value) < _MIN_REDACT_LEN:
+        return frozenset()
+    forms = {value}
+    for quoted in (quote(value, safe=""), quote(value), quote_plus(value)):
+        forms |= {quoted, re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), quoted)}
+    for escaped in (json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]):
+        forms |= {escaped, escaped.replace("/", "\\/"), json.dumps(escaped)[1:-1]}
+    raw = value.encode()
+    for offset, skip in enumerate(_B64_SKIP):
+        # Only the characters that depend on key bytes alone: neither the byte before nor the byte after.
+        end = (offset + len(raw)) // 3 * 4 + (offset + len(raw)) % 3
+        inner = base64.b64encode(bytes(offset) + raw).decode()[skip:end]
+        forms |= {inner, inner.translate(_URLSAFE)}
+    return frozenset(f for f in forms if len(f) >= _MIN_REDACT_LEN)
+
+
+_URLSAFE = str.maketrans("+/", "-_")

@@ -29,21 +29,40 @@ import shlex
 from collections.abc import Sequence
 from decimal import Decimal
 
+MAX_MESSAGE = 4000  # characters of a message (and a quarter of that for a hint) before the rest is cut
+_MAX_HINT = MAX_MESSAGE // 4
+
+
+def cut(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text`, or its first `limit` characters and how long it was: an error never carries megabytes."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters cut]"
+
+
+def shorten(value: str, limit: int = 200) -> str:
+    """`value` quoted for a message, cut to about `limit` characters (a 10 MB data: URI stays one line)."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[: limit - 40]!r}… ({len(value)} characters)"
+
 
 class BoardflowError(Exception):
     """Base of every error boardflow raises on purpose.
 
     `hint` says what to do; a class's `default_hint` is used when the raiser gives none, so no
-    error reaches a person without a next step.
+    error reaches a person without a next step. Message and hint are cut to MAX_MESSAGE and a
+    quarter of it, whatever text (a body, a URL) went into them.
     """
 
     retryable = False
     default_hint: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        self.message = message
-        self.hint = hint if hint is not None else self.default_hint
-        super().__init__(f"{message} {self.hint}" if self.hint else message)
+        self.message = cut(message)
+        hint = hint if hint is not None else self.default_hint
+        self.hint = cut(hint, _MAX_HINT) if hint is not None else None
+        super().__init__(f"{self.message} {self.hint}" if self.hint else self.message)
 
 
 class ConfigurationError(BoardflowError):
@@ -190,9 +209,9 @@ class MediaProcessingError(BoardflowError):
         # The hint goes before the command and stderr so it is not lost at the end of a long tail.
         parts = [str(self)]
         if self.command:
-            parts.append(f"Command: {shlex.join(self.command)}")
+            parts.append(f"Command: {cut(shlex.join(self.command))}")
         if stderr_tail:
-            parts.append(f"ffmpeg said:\n{stderr_tail}")
+            parts.append(f"ffmpeg said:\n{cut(stderr_tail)}")
         self.args = ("\n".join(parts),)
 
 

@@ -14,6 +14,8 @@ class Settings:
     s3_endpoint_url: str | None
     max_download_bytes: int
     allowed_hosts: tuple[str, ...]
+    allowed_s3: tuple[str, ...]  # "bucket" or "bucket/prefix" inputs may come from, besides the store
+    allowed_folders: tuple[Path, ...]  # folders file:// inputs may come from, besides the store
     config_file: Path
 
 
@@ -22,11 +24,15 @@ def get_settings() -> Settings:
     data_dir = Path(os.environ.get("BOARDFLOW_DATA_DIR", ".boardflow")).resolve()
     store = os.environ.get("BOARDFLOW_STORE") or (data_dir / "store").as_uri()
     hosts = tuple(h.strip().lower() for h in os.environ.get("BOARDFLOW_ALLOWED_HOSTS", "").split(",") if h.strip())
+    s3 = tuple(e.strip().strip("/") for e in os.environ.get("BOARDFLOW_ALLOWED_S3", "").split(",") if e.strip())
+    folders = os.environ.get("BOARDFLOW_ALLOWED_FOLDERS", "").split(os.pathsep)
     return Settings(
         data_dir=data_dir,
         store_url=store,
         s3_endpoint_url=os.environ.get("BOARDFLOW_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"),
         max_download_bytes=int(float(os.environ.get("BOARDFLOW_MAX_DOWNLOAD_MB", "2048")) * 1024 * 1024),
         allowed_hosts=hosts,
+        allowed_s3=s3,
+        allowed_folders=tuple(Path(f.strip()).resolve() for f in folders if f.strip()),
         config_file=Path(os.environ.get("BOARDFLOW_CONFIG", "boardflow.toml")),
     )

@@ -74,17 +74,16 @@ class ElevenLabsGenerator(HostedGenerator):
     async def generate(self, inputs: Any, context: GeneratorContext) -> BaseModel:
         # Synchronous API: no job id exists, so there is nothing to journal or rejoin (see module docstring).
         dest = context.temp_path(f".{inputs.output_format.split('_')[0]}")
+        audio = {"output_format": inputs.output_format, "dest": dest, "max_bytes": context.fetch_policy.max_bytes}
         async with self.client() as eleven:
             if self.spec.endpoint == "text-to-speech":
                 body = inputs.model_dump(exclude={"voice_id", "output_format"}, exclude_none=True)
-                answer = await eleven.text_to_speech(
-                    inputs.voice_id, body | {"model_id": self.spec.model}, output_format=inputs.output_format, dest=dest
-                )
+                answer = await eleven.text_to_speech(inputs.voice_id, body | {"model_id": self.spec.model}, **audio)
                 if answer.credits is not None:  # the credits actually charged, from the character-cost header
                     context.record_cost(ELEVENLABS_PRICES["credit"].times(answer.credits))
             else:
                 body = inputs.model_dump(exclude={"output_format"}) | {"model_id": self.spec.model}
-                answer = await eleven.sound_effect(body, output_format=inputs.output_format, dest=dest)
+                answer = await eleven.sound_effect(body, **audio)
         return output_for(self.artifact_type, [await context.store_audio_result(answer.path)])
 
 

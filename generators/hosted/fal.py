@@ -185,9 +185,7 @@ class FalGenerator(HostedGenerator):
                     hint="Change the prompt, or set enable_safety_checker to false.",
                 )
             context.publish_progress(0.9, "fal: downloading the output")
-            artifacts = [
-                await store_output(context, self.artifact_type, f.url, "fal", fal.http) for f in result.files()
-            ]
+            artifacts = [await store_output(context, self.artifact_type, f.url) for f in result.files()]
             if self.spec.per_megapixel and all(f.width and f.height for f in result.files()):
                 units = sum(billed_megapixels(f.width, f.height) for f in result.files())
                 context.record_cost(self.spec.price.times(units))

@@ -127,7 +127,8 @@ class OpenAIGenerator(HostedGenerator):
                 artifacts = await self._store_images(answer, context)
             elif endpoint == "audio/speech":
                 dest = context.temp_path(f".{inputs.response_format}")
-                await openai.speech(inputs.model_dump() | {"model": self.spec.model}, dest)
+                body = inputs.model_dump() | {"model": self.spec.model}
+                await openai.speech(body, dest, max_bytes=context.fetch_policy.max_bytes)
                 artifacts = [await context.store_audio_result(dest)]
             else:
                 fields = inputs.model_dump(exclude={"file"}, exclude_none=True)

@@ -144,10 +144,7 @@ class ReplicateGenerator(HostedGenerator):
             if self.artifact_type == "text":
                 artifacts = [await context.store_text_result(output.transcription)]
             else:
-                artifacts = [
-                    await store_output(context, self.artifact_type, u, "replicate", replicate.http)
-                    for u in output.urls()
-                ]
+                artifacts = [await store_output(context, self.artifact_type, u) for u in output.urls()]
             self._record_compute(done, context)
             await context.clear_job()
         return output_for(self.artifact_type, artifacts)

@@ -73,17 +73,21 @@ class ElevenLabsClient(ProviderClient):
         return ErrorInfo("; ".join(f"{'.'.join(str(p) for p in d.loc if p != 'body')}: {d.msg}" for d in detail))
 
     async def text_to_speech(
-        self, voice_id: str, body: dict[str, Any], *, output_format: str, dest: Path
+        self, voice_id: str, body: dict[str, Any], *, output_format: str, dest: Path, max_bytes: int | None = None
     ) -> AudioAnswer:
-        headers = await self.stream_to(
-            "POST", self.url(f"v1/text-to-speech/{voice_id}"), dest, json=body, params={"output_format": output_format}
-        )
-        return _answer(dest, headers)
+        return await self._audio(f"v1/text-to-speech/{voice_id}", body, output_format, dest, max_bytes)
 
-    async def sound_effect(self, body: dict[str, Any], *, output_format: str, dest: Path) -> AudioAnswer:
-        headers = await self.stream_to(
-            "POST", self.url("v1/sound-generation"), dest, json=body, params={"output_format": output_format}
-        )
+    async def sound_effect(
+        self, body: dict[str, Any], *, output_format: str, dest: Path, max_bytes: int | None = None
+    ) -> AudioAnswer:
+        return await self._audio("v1/sound-generation", body, output_format, dest, max_bytes)
+
+    async def _audio(
+        self, path: str, body: dict[str, Any], output_format: str, dest: Path, max_bytes: int | None
+    ) -> AudioAnswer:
+        """POST `path`; the audio streams into `dest`, cut off past `max_bytes` (default: the download cap)."""
+        params = {"output_format": output_format}
+        headers = await self.stream_to("POST", self.url(path), dest, max_bytes=max_bytes, json=body, params=params)
         return _answer(dest, headers)
 
 

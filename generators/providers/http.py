@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,8 +25,10 @@ from ..errors import (
     RateLimitError,
     TransientProviderError,
     UnexpectedResponseError,
+    shorten,
 )
-from ..fetch import download
+from ..net.bodies import DECODABLE, IDENTITY, decoded_chunks, save_body
+from ..settings import get_settings
 
 if TYPE_CHECKING:
     from ..artifacts import Artifact
@@ -38,6 +41,9 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 _INPUT_STATUSES = {400, 404, 409, 413, 415, 422}
 _MAX_POLL_FAILURES = 6
+_MAX_ERROR_BODY = 1 << 20  # an error answer is a message, not a file
+# Read here, so a rebuilt response must not announce them: its content is the decoded body.
+_BODY_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
 
 
 @dataclass(frozen=True)
@@ -163,7 +169,7 @@ class ProviderClient:
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """The underlying client, for downloading outputs over the same connection pool."""
+        """The underlying client (API calls only: outputs are downloaded through the fetch policy's own client)."""
         return self._http
 
     @property
@@ -192,39 +198,81 @@ class ProviderClient:
         return url
 
     async def request(self, method: str, url: str, *, auth: bool = True, **kw: Any) -> httpx.Response:
-        """Send one request; transport faults and non-2xx answers become boardflow errors."""
+        """Send one request; transport faults and non-2xx answers become boardflow errors.
+
+        The body is read through the bounded decoder, under the download cap (an error body under 1 MiB),
+        so a compressed bomb in an answer is refused before it is inflated.
+        """
         if auth:
             kw["headers"] = {**self.auth_headers(), **kw.get("headers", {})}
             self.check_own_url(url)
+        kw["headers"] = {**kw.get("headers", {}), **DECODABLE}
         try:
-            response = await self._http.request(method, url, **kw)
-        except httpx.HTTPError as exc:
+            async with self._http.stream(method, url, **kw) as streamed:
+                response = await self._read(streamed, method, url, get_settings().max_download_bytes)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._transport_error(method, url, exc) from None
         if not response.is_success:
             raise error_for_response(response, self.info, self.describe_error(response))
         return response
 
-    async def stream_to(self, method: str, url: str, dest: Path, **kw: Any) -> httpx.Headers:
-        """Send one request and stream a binary answer (audio) into `dest`; returns the response headers."""
-        kw["headers"] = {**self.auth_headers(), **kw.get("headers", {})}
+    async def stream_to(
+        self, method: str, url: str, dest: Path, *, max_bytes: int | None = None, **kw: Any
+    ) -> httpx.Headers:
+        """Send one request and stream a binary answer (audio) into `dest`; returns the response headers.
+
+        The answer is cut off past `max_bytes` (default: the download cap, BOARDFLOW_MAX_DOWNLOAD_MB) and
+        `dest` only appears once the whole answer is in, so a refused or broken answer leaves no file.
+        """
+        limit = max_bytes if max_bytes is not None else get_settings().max_download_bytes
+        kw["headers"] = {**self.auth_headers(), **kw.get("headers", {}), **IDENTITY}
         self.check_own_url(url)
         try:
             async with self._http.stream(method, url, **kw) as response:
                 if not response.is_success:
-                    await response.aread()
-                    raise error_for_response(response, self.info, self.describe_error(response))
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with dest.open("wb") as fh:
-                    async for chunk in response.aiter_bytes(1 << 16):
-                        fh.write(chunk)
+                    failed = await self._read(response, method, url, limit)
+                    raise error_for_response(failed, self.info, self.describe_error(failed))
+                too_big = functools.partial(self._too_big, method, url, limit, "audio this long")
+                await save_body(response, url, dest, limit, too_big)
                 return response.headers
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._transport_error(method, url, exc) from None
 
-    def _transport_error(self, method: str, url: str, exc: httpx.HTTPError) -> TransientProviderError:
-        kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "lost its connection"
+    async def _read(self, streamed: httpx.Response, method: str, url: str, limit: int) -> httpx.Response:
+        """`streamed` with its body read in bounded steps, as a response whose content is already decoded."""
+        if not streamed.is_success:
+            limit = min(limit, _MAX_ERROR_BODY)
+        body = bytearray()
+        too_big = functools.partial(self._too_big, method, url, limit, "an answer this large")
+        async for chunk in decoded_chunks(streamed, url, limit, too_big):
+            body += chunk
+        headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _BODY_HEADERS]
+        return httpx.Response(streamed.status_code, headers=headers, content=bytes(body), request=streamed.request)
+
+    def _too_big(self, method: str, url: str, limit: int, what: str) -> ProviderError:
+        return ProviderError(
+            f"the answer of {method} {urlparse(url).path} is larger than the cap of {limit / 2**20:.0f} MiB; "
+            "nothing was kept",
+            provider=self.info.name,
+            hint=f"Raise BOARDFLOW_MAX_DOWNLOAD_MB if {what} is expected, or ask for less.",
+        )
+
+    def _transport_error(self, method: str, url: str, exc: httpx.HTTPError | httpx.InvalidURL) -> ProviderError:
         detail = redact(str(exc)) or type(exc).__name__
-        return TransientProviderError(f"{method} {urlparse(url).path} {kind} ({detail})", provider=self.info.name)
+        if isinstance(exc, httpx.InvalidURL):
+            return ProviderError(
+                f"{method} {shorten(redact(url))} is not a valid URL ({detail})",
+                provider=self.info.name,
+                hint=f"Check {self.base_url_env} if it is set; otherwise the provider's answer named a broken URL.",
+            )
+        if isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
+            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "lost its connection"
+            return TransientProviderError(f"{method} {urlparse(url).path} {kind} ({detail})", provider=self.info.name)
+        return ProviderError(
+            f"{method} {urlparse(url).path} failed: {detail} ({type(exc).__name__})",
+            provider=self.info.name,
+            hint=f"Check {self.base_url_env} if it is set; the server there does not speak HTTP as the API does.",
+        )
 
     async def poll(self, check: Callable[[], Awaitable[T | None]], *, timeout: float, what: str) -> T:
         """Call `check` until it returns a value, backing off between calls and riding out transient faults."""
@@ -255,26 +303,14 @@ class ProviderClient:
             interval = min(interval * 1.5, self.max_poll_interval)
 
 
-async def store_output(
-    context: GeneratorContext, kind: str, url: str, provider: str, http: httpx.AsyncClient | None = None
-) -> Artifact:
+async def store_output(context: GeneratorContext, kind: str, url: str) -> Artifact:
     """Download a provider's output URL into the store (streamed, checked by the fetch policy, probed).
 
-    `http` lets the download reuse the provider client's connections; it carries no credentials (clients
-    send the key per request, never as a default header), so nothing leaks to the provider's CDN.
-    A dropped or timed-out download is transient: the job stays journaled and a retry collects it.
+    The download has its own client, whose connections go only to addresses that passed the check, so a
+    CDN name that rebinds cannot reach an internal service. A dropped or timed-out download is a
+    TransientProviderError: the job stays journaled and a retry collects it.
     """
-    try:
-        if http is None:
-            return await context.store_artifact(kind, url)
-        dest = context.temp_path(Path(urlparse(url).path).suffix)
-        await download(url, dest, context.fetch_policy, client=http)
-        return await context.store_artifact(kind, dest)
-    except httpx.HTTPError as exc:
-        kind_of = "timed out" if isinstance(exc, httpx.TimeoutException) else "lost its connection"
-        raise TransientProviderError(
-            f"the download of the output {kind_of} ({redact(str(exc))})", provider=provider
-        ) from None
+    return await context.store_artifact(kind, url)
 
 
 async def file_chunks(path: Path, size: int = 1 << 20) -> AsyncIterator[bytes]:

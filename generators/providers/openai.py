@@ -123,9 +123,9 @@ class OpenAIClient(ProviderClient):
             response = await self.request("POST", self.url("images/edits"), data=data, files=files)
         return parse(ImagesResponse, response, OPENAI.name)
 
-    async def speech(self, body: dict[str, Any], dest: Path) -> httpx.Headers:
-        """POST /audio/speech; the audio bytes stream straight into `dest`."""
-        return await self.stream_to("POST", self.url("audio/speech"), dest, json=body)
+    async def speech(self, body: dict[str, Any], dest: Path, *, max_bytes: int | None = None) -> httpx.Headers:
+        """POST /audio/speech; the audio bytes stream into `dest`, cut off past `max_bytes`."""
+        return await self.stream_to("POST", self.url("audio/speech"), dest, max_bytes=max_bytes, json=body)
 
     async def transcribe(self, audio: Path, mime: str, fields: dict[str, Any]) -> Transcription:
         with audio.open("rb") as fh:

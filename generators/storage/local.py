@@ -116,7 +116,7 @@ class LocalStore(ArtifactStore):
 
     def key_for(self, url: str) -> str | None:
         parsed = urlparse(url)
-        if parsed.scheme != "file":
+        if parsed.scheme != "file" or parsed.netloc:  # file://host/… names another machine's file
             return None
         path = Path(unquote(parsed.path)).resolve()
         if not path.is_relative_to(self.root):

@@ -95,5 +95,9 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
         return Response(drop=True)
     data = media.audio(seconds, fmt[0], fmt[1], 1, media.variant_of(text))
     return Response(
-        200, data, media.CONTENT_TYPES[fmt[0]], headers={"character-cost": str(credits), "request-id": request_id}
+        200,
+        data,
+        media.CONTENT_TYPES[fmt[0]],
+        headers={"character-cost": str(credits), "request-id": request_id},
+        pad_to=fake.knobs.audio_bytes,
     )

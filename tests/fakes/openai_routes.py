@@ -135,7 +135,7 @@ def _speech(fake: FakeProviderServer, body: dict[str, Any]) -> Response:
         return Response(drop=True)
     seconds = max(1.0, round(len(text) / 15 / float(body.get("speed", 1.0)), 2))
     data = media.audio(seconds, fmt, 24000, 1, media.variant_of(text))
-    return Response(200, data, media.CONTENT_TYPES[fmt])
+    return Response(200, data, media.CONTENT_TYPES[fmt], pad_to=fake.knobs.audio_bytes)
 
 
 def _transcribe(fake: FakeProviderServer, fields: dict[str, str], files: list) -> Response:

@@ -55,6 +55,7 @@ class Knobs:
     fail_jobs: bool = False  # accepted jobs end in failure
     slow_download: float = 0.0  # seconds to stream each output file
     exhausted_credit: bool = False  # every API request gets the provider's out-of-credit answer
+    audio_bytes: int = 0  # when set, audio answers stream this many bytes (chunked, no length) after the real clip
     video_size: tuple[int, int] = (320, 180)  # fake videos stay small so tests stay fast
     seed: int = 1234
     keys: dict[str, str] = field(default_factory=lambda: dict(KEYS))
@@ -94,6 +95,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False  # close the connection without any answer
     slow_seconds: float = 0.0  # spread the body over this many seconds
+    pad_to: int = 0  # stream the body chunked, padded with zeros to this many bytes (an audio answer that never ends)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -172,6 +174,8 @@ class FakeProviderServer:
             self.files: dict[str, tuple[bytes, str]] = {}
             self._submissions: list[Submission] = []
             self.request_log: list[tuple[str, str, int]] = []
+            self.streamed = 0  # bytes of the last padded answer that went out
+            self.stream_cut = threading.Event()  # set when a client hung up on a padded answer
             self._forced: dict[str, deque[tuple[int, float | None]]] = {}
 
     def set(self, **knobs: Any) -> None:
@@ -342,6 +346,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        if resp.pad_to:
+            self._stream_padded(resp)
+            return
         self.send_response(resp.status)
         self.send_header("Content-Type", resp.content_type)
         self.send_header("Content-Length", str(len(resp.body)))
@@ -356,6 +363,23 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(resp.slow_seconds / len(chunks))
         else:
             self.wfile.write(resp.body)
+
+    def _stream_padded(self, resp: Response) -> None:
+        self.send_response(resp.status)
+        self.send_header("Content-Type", resp.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        for name, value in resp.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.close_connection = True
+        self.fake.streamed, block = 0, bytes(65536)
+        try:
+            for chunk in (resp.body, *[block] * ((resp.pad_to - len(resp.body)) // len(block))):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.fake.streamed += len(chunk)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.fake.stream_cut.set()
 
     def _serve_quietly(self) -> None:
         try:

@@ -11,6 +11,7 @@ import pytest
 from generators.errors import (
     InsufficientCreditError,
     ProviderAuthError,
+    ProviderError,
     ProviderInputError,
     RateLimitError,
     TransientProviderError,
@@ -163,3 +164,20 @@ def test_retry_after_in_seconds_milliseconds_and_http_dates():
     assert from_date is not None and 27 <= from_date <= 30
     assert retry_after_seconds(httpx.Headers({"Retry-After": "soon"})) is None
     assert retry_after_seconds(httpx.Headers({})) is None
+
+
+async def test_a_url_httpx_cannot_parse_is_a_provider_error_naming_where_to_look():
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("nothing should be sent")
+
+    job = FalJob(
+        request_id="r1",
+        status_url="https://queue.fal.run/requests/r1\x00/status",  # a provider's answer with a NUL in a URL
+        response_url="https://queue.fal.run/requests/r1",
+        cancel_url="https://queue.fal.run/requests/r1/cancel",
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        client = FalClient("fal-key-xyz123", base_url="https://queue.fal.run", http=http)
+        with pytest.raises(ProviderError, match="not a valid URL") as info:
+            await client.status(job)
+    assert "FAL_BASE_URL" in info.value.hint
