@@ -21,7 +21,7 @@ from ..artifacts import AudioArtifact, VideoArtifact
 from ..base import BaseGenerator
 from ..context import GeneratorContext
 from ..media import AAC, BITEXACT, H264
-from ._video import FrameRate, VideoResolution, even, rate_fraction, run_timed_ffmpeg
+from ._video import BT709_TAGS, TAG_BT709, TO_BT709, FrameRate, VideoResolution, even, rate_fraction, run_timed_ffmpeg
 
 SAMPLE_RATE = 48000
 MUSIC_FADE_IN = 0.5
@@ -141,7 +141,7 @@ def _clip_chains(inputs: ConcatInput, plan: ConcatPlan) -> list[str]:
     chains = []
     for i, (clip, frames) in enumerate(zip(inputs.source_videos, plan.clip_frames, strict=True)):
         chains.append(
-            f"[{i}:v:0]setpts=PTS-STARTPTS,scale={w}:{h}:force_original_aspect_ratio=decrease,"
+            f"[{i}:v:0]setpts=PTS-STARTPTS,scale={w}:{h}:force_original_aspect_ratio=decrease:{TO_BT709},"
             f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,fps={plan.fps},format=yuv420p,"
             f"tpad=stop_mode=clone:stop_duration={plan.seconds(frames) + 1:.3f},"  # hold the last frame if short
             f"trim=end_frame={frames},setpts=PTS-STARTPTS[v{i}]"
@@ -211,9 +211,10 @@ def ffmpeg_args(inputs: ConcatInput, plan: ConcatPlan, clips: list[Path], music:
     if music is not None:  # clips without sound carry silence, so mixing is the same with or without it
         chains += _music_chain(inputs, plan, len(clips))
         audio_label = "[aout]"
-    args += ["-filter_complex", ";".join(chains), "-map", "[vout]"]
+    chains.append(f"[vout]{TAG_BT709}[vtagged]")
+    args += ["-filter_complex", ";".join(chains), "-map", "[vtagged]"]
     args += ["-map", audio_label, *AAC, "-ar", str(SAMPLE_RATE)] if plan.with_audio else ["-an"]
-    args += ["-frames:v", str(plan.total_frames), "-r", str(plan.fps), *H264, *BITEXACT, str(out)]
+    args += ["-frames:v", str(plan.total_frames), "-r", str(plan.fps), *H264, *BT709_TAGS, *BITEXACT, str(out)]
     return args
 
 

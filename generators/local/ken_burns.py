@@ -26,7 +26,7 @@ from ..base import BaseGenerator
 from ..context import GeneratorContext
 from ..errors import ArtifactDecodeError
 from ..media import BITEXACT, H264
-from ._video import BT709_TAGS, TO_BT709, FrameRate, VideoResolution, even, run_timed_ffmpeg
+from ._video import BT709_TAGS, TAG_BT709, TO_BT709, FrameRate, VideoResolution, even, run_timed_ffmpeg
 
 # The canvas is filtered once per output frame, so its size is the cost: at most a 4K frame's worth.
 MAX_CANVAS_PIXELS = 3840 * 2160
@@ -243,7 +243,7 @@ def filter_graph(plan: KenBurnsPlan) -> str:
     ]
     if (cw, ch) != (ow, oh):
         steps.append(f"scale={ow}:{oh}:flags=bicubic")
-    steps.append("setsar=1")
+    steps += ["setsar=1", TAG_BT709]
     return f"[0:v]{','.join(steps)}[v]"
 
 

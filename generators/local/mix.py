@@ -18,6 +18,7 @@ from ..base import BaseGenerator
 from ..context import GeneratorContext
 from ..media import AAC, BITEXACT, H264, run_ffmpeg
 from ._audio import decode_mono
+from ._video import BT709_TAGS, TAG_BT709, TO_BT709
 
 RATE = 48000  # output audio sample rate
 GAIN_RATE = 1000  # control rate of the ducking gain track
@@ -227,9 +228,8 @@ class Mixer:
         loop = self.inputs.length is LengthPolicy.LONGEST and self.inputs.extend_video is VideoExtension.LOOP
         args = [*(["-stream_loop", "-1"] if loop else []), "-i", str(self.paths["video"])]
         audio_args, graph = self.audio_args(1)
-        chain = ["format=yuv420p"]
-        if video.width % 2 or video.height % 2:  # 4:2:0 needs even sizes
-            chain.insert(0, "scale=trunc(iw/2)*2:trunc(ih/2)*2")
+        # Even sizes (4:2:0 needs them) and the BT.709 matrix, whatever the source's: the output is tagged so.
+        chain = [f"scale=trunc(iw/2)*2:trunc(ih/2)*2:{TO_BT709}", "format=yuv420p"]
         extra = self.duration - video.duration
         if extra > 0 and not loop:
             chain.insert(0, f"tpad=stop_mode=clone:stop_duration={extra + 1:.3f}")
@@ -238,13 +238,15 @@ class Mixer:
                 chain.append(f"fade=t=in:d={self.inputs.fade_in}")
             if self.inputs.fade_out:
                 chain.append(f"fade=t=out:st={self.duration - self.inputs.fade_out}:d={self.inputs.fade_out}")
+        chain.append(TAG_BT709)
         limit = 10 ** (TRUE_PEAK_CEILING_DB / 20)
         graph += (
             f";[0:v]{','.join(chain)}[v]"
             f";[mixed]volume={gain_db:.3f}dB,alimiter=limit={limit:.4f}:level=false:latency=true[a]"
         )
         maps = ["-map", "[v]", "-map", "[a]", "-t", f"{self.duration}"]
-        return [*args, *audio_args, "-filter_complex", graph, *maps, *H264, *AAC, "-ar", str(RATE), *BITEXACT, str(out)]
+        codecs = [*H264, *BT709_TAGS, *AAC, "-ar", str(RATE), *BITEXACT]
+        return [*args, *audio_args, "-filter_complex", graph, *maps, *codecs, str(out)]
 
 
 def read_integrated_loudness(metadata: Path) -> float:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,3 +105,38 @@ def decode_video(path: Path, *, keep_every: int = 1) -> DecodedVideo:
 def frame_diffs(frames: list[np.ndarray]) -> list[float]:
     """Mean absolute difference (0–255) between each frame and the next."""
     return [float(np.abs(b - a).mean()) for a, b in zip(frames, frames[1:], strict=False)]
+
+
+# PyAV reports colour tags as FFmpeg's enum values; these are the names ffprobe gives them.
+_PRIMARIES = {1: "bt709", 2: "unknown", 5: "bt470bg", 6: "smpte170m", 9: "bt2020"}
+_TRANSFERS = {1: "bt709", 2: "unknown", 6: "smpte170m", 13: "iec61966-2-1", 14: "bt2020-10"}
+_MATRICES = {0: "gbr", 1: "bt709", 2: "unknown", 5: "bt470bg", 6: "smpte170m", 9: "bt2020nc"}
+
+
+def colour_tags(path: Path) -> dict[str, str]:
+    """color_primaries, color_trc and colorspace of the first video stream, read by ffprobe (or PyAV without it)."""
+    if ffprobe := shutil.which("ffprobe"):
+        shown = subprocess.run(
+            [ffprobe, "-v", "error", "-select_streams", "v:0", "-of", "json"]
+            + ["-show_entries", "stream=color_primaries,color_transfer,color_space", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        stream = json.loads(shown)["streams"][0]  # ffprobe leaves out a tag that is unspecified
+        return {
+            "color_primaries": stream.get("color_primaries", "unknown"),
+            "color_trc": stream.get("color_transfer", "unknown"),
+            "colorspace": stream.get("color_space", "unknown"),
+        }
+    with av.open(str(path)) as container:
+        codec = container.streams.video[0].codec_context
+        primaries, trc, matrix = int(codec.color_primaries), int(codec.color_trc), int(codec.colorspace)
+    return {
+        "color_primaries": _PRIMARIES.get(primaries, str(primaries)),
+        "color_trc": _TRANSFERS.get(trc, str(trc)),
+        "colorspace": _MATRICES.get(matrix, str(matrix)),
+    }
+
+
+BT709 = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-from _media_checks import decode_video, make_tone, make_video, path_of
+from _media_checks import BT709, colour_tags, decode_video, make_tone, make_video, path_of
 
 from generators.errors import InputValidationError, MediaProcessingError
 from generators.local.concat import ConcatGenerator
@@ -72,6 +72,14 @@ async def test_explicit_resolution_and_fps_and_no_audio_when_nothing_has_sound(c
     # Wide clips in a tall frame: black above and below the picture.
     frame = video.frames[5]
     assert frame[:60].max() < 30 and frame[-60:].max() < 30 and frame[140:180].mean() > 60
+
+
+@pytest.mark.parametrize("with_sound", [False, True])
+async def test_output_carries_full_bt709_colour_tags(ctx, clips, with_sound):
+    sources = clips[:2] if with_sound else [clips[1], clips[1]]
+    _, artifact = await _join(ctx, sources, transition="cut")
+    assert artifact.has_audio is with_sound
+    assert colour_tags(await path_of(ctx, artifact)) == BT709
 
 
 async def test_same_inputs_give_identical_bytes(ctx, clips):

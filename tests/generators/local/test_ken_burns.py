@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _media_checks import decode_video, frame_diffs, make_image, path_of
+from _media_checks import BT709, colour_tags, decode_video, frame_diffs, make_image, path_of
 from PIL import Image, ImageOps
 
 from generators.context import GeneratorContext
@@ -77,6 +77,12 @@ async def test_pans_travel_the_way_they_are_named(ctx, motion, channel, directio
     assert direction * (means[-1] - means[0]) > 30, means
     steps = np.diff(means) * direction
     assert (steps >= -0.5).all(), f"the pan goes back and forth: {steps.round(2)}"
+
+
+async def test_every_clip_carries_full_bt709_colour_tags(ctx):
+    image = await make_image(ctx, 320, 180)
+    _, result = await _clip(ctx, image, motion="pan-left", duration=0.5)
+    assert colour_tags(await path_of(ctx, result.primary)) == BT709
 
 
 async def test_same_inputs_give_identical_bytes_and_progress_is_reported(tmp_path):

@@ -14,6 +14,7 @@ from _audio_checks import (
     sounding_span,
     tone_level_db,
 )
+from _media_checks import BT709, colour_tags
 
 from generators.context import GeneratorContext
 from generators.errors import InputValidationError
@@ -66,6 +67,11 @@ async def gen_music(ctx, seconds):
     from generators.local.music import ProceduralMusic
 
     return await ProceduralMusic().run({"duration": seconds, "mood": "upbeat", "fade_in": 0, "fade_out": 0}, ctx)
+
+
+async def test_picture_carries_full_bt709_colour_tags(ctx, narration):
+    path, _ = await _mix(ctx, video=await make_test_video(ctx, 2.0), narration=narration, fade_in=0, fade_out=0)
+    assert colour_tags(path) == BT709
 
 
 async def test_music_is_at_least_6_db_quieter_while_speech_plays(ctx, narration):
