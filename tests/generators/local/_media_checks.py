@@ -22,14 +22,31 @@ def _ffmpeg(*args: str) -> None:
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
+# What a loud clip from elsewhere sounds like (a hosted video, a loud master): stereo pink noise at about
+# -8 LUFS, its samples limited to full scale, so its AAC encode peaks above 0 dBTP. (pan, not aformat: a
+# mono source upmixed by aformat loses 3 dB.)
+LOUD = (
+    "anoisesrc=color=pink:amplitude=1.0:seed=7:sample_rate=48000:d={seconds},"
+    "volume=6dB,alimiter=limit=1:level=false:latency=true,pan=stereo|c0=c0|c1=c0"
+)
+
+
 async def make_video(
-    ctx: GeneratorContext, width: int, height: int, fps: int, seconds: float, *, audio: bool, pattern: str = "testsrc2"
+    ctx: GeneratorContext,
+    width: int,
+    height: int,
+    fps: int,
+    seconds: float,
+    *,
+    audio: bool,
+    pattern: str = "testsrc2",
+    sound: str = "sine=frequency=440:sample_rate=48000:d={seconds}",
 ) -> VideoArtifact:
-    """A moving test pattern (and a 440 Hz tone when `audio`), stored in the context's store."""
+    """A moving test pattern (and, when `audio`, a 440 Hz tone or the lavfi `sound`), stored in the context's store."""
     out = ctx.temp_path(".mp4")
     inputs = ["-f", "lavfi", "-i", f"{pattern}=s={width}x{height}:r={fps}:d={seconds}"]
     if audio:
-        inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:d={seconds}"]
+        inputs += ["-f", "lavfi", "-i", sound.format(seconds=seconds)]
     codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
     codecs += ["-c:a", "aac", "-shortest"] if audio else ["-an"]
     _ffmpeg(*inputs, *codecs, str(out))
