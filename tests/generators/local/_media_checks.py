@@ -157,3 +157,12 @@ def colour_tags(path: Path) -> dict[str, str]:
 
 
 BT709 = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709"}
+
+# local/procedural-image writes its caption in this near-white (and a black shadow) on a dark band.
+CAPTION_RGB = np.array([250, 248, 240])
+
+
+def caption_pixels(frame: np.ndarray, band: float = 0.2) -> int:
+    """How many pixels of the bottom `band` of an RGB frame have the caption's colour (within video's blur)."""
+    bottom = frame[int(frame.shape[0] * (1 - band)) :]
+    return int((np.abs(bottom - CAPTION_RGB) < 45).all(axis=-1).sum())
