@@ -237,7 +237,7 @@ class ConcatGenerator(BaseGenerator):
     name = "local/concat"
     artifact_type = "video"
     description = "Join 2–20 videos with transitions (cut, fade, wipe…), normalising size and fps; optional music."
-    version = "1"
+    version = "2"  # 2: sound at <= -1 dBTP, full BT.709 tags
 
     def get_input_schema(self) -> type[ConcatInput]:
         return ConcatInput

@@ -348,7 +348,7 @@ class KenBurnsGenerator(BaseGenerator):
     name = "local/ken-burns"
     artifact_type = "video"
     description = "Pan and zoom smoothly over a still image (presets or start/end views); H.264 MP4."
-    version = "1"
+    version = "2"  # 2: full BT.709 tags; caption_band and caption
 
     def get_input_schema(self) -> type[KenBurnsInput]:
         return KenBurnsInput

@@ -266,6 +266,7 @@ class _Progress:
 class AudioMix(BaseGenerator):
     name = "local/mix"
     artifact_type = "video"
+    version = "2"  # 2: sound at <= -1 dBTP, full BT.709 tags
     description = (
         "Narration and music under a video: music ducks under speech, EBU R128 loudness, fades, "
         "length policy; H.264/AAC MP4."
