@@ -3,11 +3,14 @@
     .venv/bin/python -m bench.mix_bench                       # 60 s video, best of 3 rounds
     .venv/bin/python -m bench.mix_bench --seconds 20 --rounds 1
 
-local/mix runs ffmpeg twice: an audio-only pass that measures the integrated loudness (ebur128) of the
-mixed sound, then the encode with the measured gain. The fair baseline is therefore those same two
-commands run straight from a shell; what the generator adds on top is resolving inputs, finding speech
-for the ducking envelope, probing and storing the result. A single ffmpeg command doing comparable work
-(sidechaincompress ducking, one-pass dynamic loudnorm, same encoders) is timed too, for reference.
+local/mix runs ffmpeg four times (or more): an audio-only pass that measures the integrated loudness
+(ebur128) of the mixed sound, the encode of the sound with the measured gain behind a true-peak limiter,
+a pass that decodes that AAC and measures its true peak (the sound is encoded again, with a lower ceiling,
+while it overshoots -1 dBTP), then the picture's encode, the sound copied in. The fair baseline is
+therefore those same commands run straight from a shell; what the generator adds on top is resolving
+inputs, finding speech for the ducking envelope, probing and storing the result. A single ffmpeg command
+doing comparable work (sidechaincompress ducking, one-pass dynamic loudnorm, same encoders) is timed too,
+for reference.
 
 Peak RSS is measured in a child process per generator (VmHWM of the Python process; the largest
 subprocess — ffmpeg or the eSpeak worker — is reported beside it).
@@ -28,7 +31,8 @@ from pathlib import Path
 
 from generators.context import GeneratorContext
 from generators.local._audio import decode_mono
-from generators.local.mix import AudioMix, Mixer, ducking_gain, read_integrated_loudness
+from generators.local._loudness import FIRST_CEILING_DB, MAX_ENCODES, measure_args, next_encode, read_r128
+from generators.local.mix import AudioMix, Mixer, ducking_gain
 from generators.local.music import ProceduralMusic
 from generators.local.text_template import TextTemplate
 from generators.local.tts import ESpeakTTS
@@ -102,12 +106,20 @@ def _ffmpeg(args: list[str]) -> None:
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *args], check=True)
 
 
-def _direct_two_pass(mixer: Mixer, work: Path) -> float:
-    """The generator's two ffmpeg commands, run straight (same inputs, same gain track, same graph)."""
+def _direct_commands(mixer: Mixer, work: Path) -> float:
+    """The generator's ffmpeg commands, run straight (same inputs, same gain track, same graphs, same retries)."""
     started = time.perf_counter()
     _ffmpeg(mixer.measure_args(work / "direct.txt"))
-    gain = mixer.inputs.target_lufs - read_integrated_loudness(work / "direct.txt")
-    _ffmpeg(mixer.encode_args(gain, work / "direct.mp4"))
+    target = mixer.inputs.target_lufs
+    gain, ceiling = target - read_r128(work / "direct.txt").integrated, FIRST_CEILING_DB
+    for attempt in range(MAX_ENCODES):
+        _ffmpeg(mixer.sound_args(gain, ceiling, work / "direct.m4a"))
+        _ffmpeg(measure_args(work / "direct.m4a", work / "direct-peak.txt"))
+        retry = next_encode(read_r128(work / "direct-peak.txt"), ceiling, gain, target, last=attempt == MAX_ENCODES - 1)
+        if retry is None:
+            break
+        ceiling, gain = retry
+    _ffmpeg(mixer.encode_args(work / "direct.m4a", work / "direct.mp4"))
     return time.perf_counter() - started
 
 
@@ -182,18 +194,18 @@ async def _bench(seconds: float, rounds: int, work: Path) -> None:
     )
     times: dict[str, list[float]] = {"generator": [], "direct": [], "single": []}
     for _ in range(rounds):
-        times["direct"].append(_direct_two_pass(mixer, work))
+        times["direct"].append(_direct_commands(mixer, work))
         times["generator"].append(await _generator(store, inputs))
         times["single"].append(_single_command(inputs, paths, work))
     for name, runs in times.items():
         print(f"  {name:<10} runs: {', '.join(f'{t:.2f} s' for t in runs)}")
     best = {k: min(v) for k, v in times.items()}
     print(f"  local/mix generator                          {best['generator']:7.2f} s")
-    print(f"  same two ffmpeg commands, run directly       {best['direct']:7.2f} s")
+    print(f"  same ffmpeg commands, run directly           {best['direct']:7.2f} s")
     print(f"  one ffmpeg command (sidechain + loudnorm)    {best['single']:7.2f} s")
     ratio = best["generator"] / best["direct"]
     verdict = "ok" if ratio <= TARGET_RATIO else f"ABOVE the {TARGET_RATIO:.2f} target"
-    print(f"ratio generator / direct two-pass: {ratio:.3f} ({verdict})")
+    print(f"ratio generator / direct commands: {ratio:.3f} ({verdict})")
     print(f"ratio generator / single command:  {best['generator'] / best['single']:.3f} (reference)")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"(load average now {load} on {os.cpu_count()} cores: other work on the machine skews single runs)")

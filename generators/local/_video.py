@@ -42,7 +42,13 @@ class FrameRate(IntEnum):
 # The still images we make are sRGB; tagging the stream as BT.709 (and converting with that matrix)
 # keeps browsers and players from shifting colours with a BT.601 guess.
 BT709_TAGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
+# Options of a `scale` filter: convert to the BT.709 matrix and limited range. An untagged source is taken
+# as BT.601, which is how ffmpeg itself turns RGB into untagged YUV.
 TO_BT709 = "out_color_matrix=bt709:out_range=tv"
+# The last filter before the encoder. ffmpeg 7 and later encode the colour properties the frames carry and
+# let them override -color_primaries/-color_trc (the frames know only the matrix `scale` gave them), which
+# left primaries and transfer "unknown"; setting all four on the frames tags the stream on any version.
+TAG_BT709 = "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
 
 
 def even(value: float) -> int:

@@ -21,7 +21,8 @@ from ..artifacts import AudioArtifact, VideoArtifact
 from ..base import BaseGenerator
 from ..context import GeneratorContext
 from ..media import AAC, BITEXACT, H264
-from ._video import FrameRate, VideoResolution, even, rate_fraction, run_timed_ffmpeg
+from ._loudness import encode_within_true_peak, true_peak_limiter
+from ._video import BT709_TAGS, TAG_BT709, TO_BT709, FrameRate, VideoResolution, even, rate_fraction, run_timed_ffmpeg
 
 SAMPLE_RATE = 48000
 MUSIC_FADE_IN = 0.5
@@ -136,18 +137,34 @@ def _samples(plan: ConcatPlan, frames: int) -> int:
     return round(frames / plan.fps * SAMPLE_RATE)
 
 
-def _clip_chains(inputs: ConcatInput, plan: ConcatPlan) -> list[str]:
+def _picture_chains(inputs: ConcatInput, plan: ConcatPlan) -> list[str]:
+    """Each clip brought to the output's size, rate and length, then the clips joined into [vout]."""
     w, h = plan.size
+    chains = [
+        f"[{i}:v:0]setpts=PTS-STARTPTS,scale={w}:{h}:force_original_aspect_ratio=decrease:{TO_BT709},"
+        f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,fps={plan.fps},format=yuv420p,"
+        f"tpad=stop_mode=clone:stop_duration={plan.seconds(frames) + 1:.3f},"  # hold the last frame if short
+        f"trim=end_frame={frames},setpts=PTS-STARTPTS[v{i}]"
+        for i, frames in enumerate(plan.clip_frames)
+    ]
+    n = len(plan.clip_frames)
+    if inputs.transition is Transition.CUT:
+        return [*chains, f"{''.join(f'[v{i}]' for i in range(n))}concat=n={n}:v=1:a=0[vout]"]
+    overlap, elapsed = plan.seconds(plan.overlap_frames), plan.clip_frames[0]
+    for i in range(1, n):
+        offset = plan.seconds(elapsed - plan.overlap_frames)
+        before, after = "[v0]" if i == 1 else f"[vx{i - 1}]", "[vout]" if i == n - 1 else f"[vx{i}]"
+        chains.append(
+            f"{before}[v{i}]xfade=transition={inputs.transition.value}:duration={overlap:.6f}:offset={offset:.6f}{after}"
+        )
+        elapsed += plan.clip_frames[i] - plan.overlap_frames
+    return chains
+
+
+def _sound_chains(inputs: ConcatInput, plan: ConcatPlan) -> list[str]:
+    """Each clip's sound (silence for clips without) cut to its clip's length, then joined into [clips]."""
     chains = []
     for i, (clip, frames) in enumerate(zip(inputs.source_videos, plan.clip_frames, strict=True)):
-        chains.append(
-            f"[{i}:v:0]setpts=PTS-STARTPTS,scale={w}:{h}:force_original_aspect_ratio=decrease,"
-            f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,fps={plan.fps},format=yuv420p,"
-            f"tpad=stop_mode=clone:stop_duration={plan.seconds(frames) + 1:.3f},"  # hold the last frame if short
-            f"trim=end_frame={frames},setpts=PTS-STARTPTS[v{i}]"
-        )
-        if not plan.with_audio:
-            continue
         samples = _samples(plan, frames)
         if clip.has_audio:
             chains.append(
@@ -160,30 +177,12 @@ def _clip_chains(inputs: ConcatInput, plan: ConcatPlan) -> list[str]:
                 f"anullsrc=channel_layout=stereo:sample_rate={SAMPLE_RATE},aformat=sample_fmts=fltp,"
                 f"atrim=end_sample={samples}[a{i}]"
             )
-    return chains
-
-
-def _join_chains(inputs: ConcatInput, plan: ConcatPlan) -> list[str]:
-    n = len(inputs.source_videos)
+    n = len(plan.clip_frames)
     if inputs.transition is Transition.CUT:
-        pads = "".join(f"[v{i}][a{i}]" if plan.with_audio else f"[v{i}]" for i in range(n))
-        outs = "[vout][clips]" if plan.with_audio else "[vout]"
-        return [f"{pads}concat=n={n}:v=1:a={int(plan.with_audio)}{outs}"]
-    chains = []
-    overlap = plan.seconds(plan.overlap_frames)
-    prev_v, prev_a, elapsed = "[v0]", "[a0]", plan.clip_frames[0]
+        return [*chains, f"{''.join(f'[a{i}]' for i in range(n))}concat=n={n}:v=0:a=1[clips]"]
     for i in range(1, n):
-        last = i == n - 1
-        v_out, a_out = ("[vout]", "[clips]") if last else (f"[vx{i}]", f"[ax{i}]")
-        offset = plan.seconds(elapsed - plan.overlap_frames)
-        chains.append(
-            f"{prev_v}[v{i}]xfade=transition={inputs.transition.value}:duration={overlap:.6f}:"
-            f"offset={offset:.6f}{v_out}"
-        )
-        if plan.with_audio:
-            chains.append(f"{prev_a}[a{i}]acrossfade=ns={_samples(plan, plan.overlap_frames)}:c1=tri:c2=tri{a_out}")
-        prev_v, prev_a = v_out, a_out
-        elapsed += plan.clip_frames[i] - plan.overlap_frames
+        before, after = "[a0]" if i == 1 else f"[ax{i - 1}]", "[clips]" if i == n - 1 else f"[ax{i}]"
+        chains.append(f"{before}[a{i}]acrossfade=ns={_samples(plan, plan.overlap_frames)}:c1=tri:c2=tri{after}")
     return chains
 
 
@@ -197,23 +196,40 @@ def _music_chain(inputs: ConcatInput, plan: ConcatPlan, music_index: int) -> lis
         f"afade=t=out:st={total - fade_out:.3f}:d={fade_out:.3f}[music]"
     )
     # normalize=0: amix would otherwise halve both, making the clips' own sound quieter than before.
-    return [music, "[clips][music]amix=inputs=2:duration=first:normalize=0[aout]"]
+    return [music, "[clips][music]amix=inputs=2:duration=first:normalize=0[joined]"]
 
 
-def ffmpeg_args(inputs: ConcatInput, plan: ConcatPlan, clips: list[Path], music: Path | None, out: Path) -> list[str]:
-    args: list[str] = []
-    for path in clips:
-        args += ["-i", str(path)]
+def _clip_inputs(clips: list[Path]) -> list[str]:
+    return [arg for path in clips for arg in ("-i", str(path))]
+
+
+def sound_args(
+    inputs: ConcatInput, plan: ConcatPlan, clips: list[Path], music: Path | None, ceiling_db: float, out: Path
+) -> list[str]:
+    """The joined sound (with the music under it), its true peak held at `ceiling_db`, encoded AAC."""
+    args = _clip_inputs(clips)
     if music is not None:
         args += ["-stream_loop", "-1", "-i", str(music)]  # loop music shorter than the video
-    chains = _clip_chains(inputs, plan) + _join_chains(inputs, plan)
-    audio_label = "[clips]"
+    chains = _sound_chains(inputs, plan)
     if music is not None:  # clips without sound carry silence, so mixing is the same with or without it
         chains += _music_chain(inputs, plan, len(clips))
-        audio_label = "[aout]"
-    args += ["-filter_complex", ";".join(chains), "-map", "[vout]"]
-    args += ["-map", audio_label, *AAC, "-ar", str(SAMPLE_RATE)] if plan.with_audio else ["-an"]
-    args += ["-frames:v", str(plan.total_frames), "-r", str(plan.fps), *H264, *BITEXACT, str(out)]
+    else:
+        chains.append("[clips]anull[joined]")
+    samples = _samples(plan, plan.total_frames)
+    chains.append(
+        f"[joined]{true_peak_limiter(ceiling_db, SAMPLE_RATE)},apad=whole_len={samples},atrim=end_sample={samples}[a]"
+    )
+    args += ["-filter_complex", ";".join(chains), "-map", "[a]", *AAC, "-ar", str(SAMPLE_RATE)]
+    return [*args, *BITEXACT, str(out)]
+
+
+def ffmpeg_args(inputs: ConcatInput, plan: ConcatPlan, clips: list[Path], sound: Path | None, out: Path) -> list[str]:
+    """The joined picture, with the sound from sound_args copied as it is (its true peak was measured on it)."""
+    args = _clip_inputs(clips) + (["-i", str(sound)] if sound is not None else [])
+    chains = [*_picture_chains(inputs, plan), f"[vout]{TAG_BT709}[v]"]
+    args += ["-filter_complex", ";".join(chains), "-map", "[v]"]
+    args += ["-map", f"{len(clips)}:a:0", "-c:a", "copy"] if sound is not None else ["-an"]
+    args += ["-frames:v", str(plan.total_frames), "-r", str(plan.fps), *H264, *BT709_TAGS, *BITEXACT, str(out)]
     return args
 
 
@@ -221,7 +237,7 @@ class ConcatGenerator(BaseGenerator):
     name = "local/concat"
     artifact_type = "video"
     description = "Join 2–20 videos with transitions (cut, fade, wipe…), normalising size and fps; optional music."
-    version = "1"
+    version = "2"  # 2: sound at <= -1 dBTP, full BT.709 tags
 
     def get_input_schema(self) -> type[ConcatInput]:
         return ConcatInput
@@ -233,10 +249,23 @@ class ConcatGenerator(BaseGenerator):
         clips = [await context.resolve_artifact(v) for v in inputs.source_videos]
         music = await context.resolve_artifact(inputs.background_music) if inputs.background_music else None
         plan = plan_concat(inputs)
+        sound = None
+        if plan.with_audio:
+
+            async def encode_sound(gain_db: float, ceiling_db: float, path: Path) -> None:
+                # No loudness target, so the gain stays 0 dB: only the peaks are held down.
+                await run_timed_ffmpeg(
+                    context,
+                    sound_args(inputs, plan, clips, music, ceiling_db, path),
+                    duration=plan.duration,
+                    what=f"{self.name} sound",
+                )
+
+            sound, _ = await encode_within_true_peak(encode_sound, context, suffix=".m4a")
         out = context.temp_path(".mp4")
         await run_timed_ffmpeg(
             context,
-            ffmpeg_args(inputs, plan, clips, music, out),
+            ffmpeg_args(inputs, plan, clips, sound, out),
             duration=plan.duration,
             what=f"{self.name} ({len(clips)} clips)",
         )

@@ -7,6 +7,11 @@ We instead crop the still to the area the move covers and scale that once to a w
 evaluated per frame — it samples at fractional source coordinates (bilinear), so a move of a third
 of a pixel per frame shows as a third of a pixel. A final scale brings the canvas down to the output
 size, which also antialiases. Everything runs in one ffmpeg process.
+
+Captions: a caption drawn into the still sits in its bottom band, which most moves crop away (every
+frame of a pan). With `caption_band` that band is held steady at the bottom of every frame and the camera
+moves over the picture above it; with `caption` the caption is laid over the video after the motion.
+Either is one RGBA layer made with Pillow and overlaid by ffmpeg.
 """
 
 from __future__ import annotations
@@ -19,14 +24,15 @@ from pathlib import Path
 from typing import Self
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..artifacts import ImageArtifact, VideoArtifact
 from ..base import BaseGenerator
 from ..context import GeneratorContext
-from ..errors import ArtifactDecodeError
+from ..errors import ArtifactDecodeError, InputValidationError
 from ..media import BITEXACT, H264
-from ._video import BT709_TAGS, TO_BT709, FrameRate, VideoResolution, even, run_timed_ffmpeg
+from ._caption import bottom_layer, held_band, one_line_caption
+from ._video import BT709_TAGS, TAG_BT709, TO_BT709, FrameRate, VideoResolution, even, run_timed_ffmpeg
 
 # The canvas is filtered once per output frame, so its size is the cost: at most a 4K frame's worth.
 MAX_CANVAS_PIXELS = 3840 * 2160
@@ -90,6 +96,26 @@ class KenBurnsInput(BaseModel):
     fps: FrameRate = Field(default=FrameRate.FPS30, description="Frames per second.")
     resolution: VideoResolution = Field(default=VideoResolution.R1280X720, description="Output frame size.")
     easing: Easing = Field(default=Easing.EASE_IN_OUT, description="Speed curve of the move.")
+    caption_band: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.4,
+        description="Fraction of the still's height along its bottom that holds a caption: that band stays "
+        "whole and steady at the bottom of every frame while the camera moves over the picture above it (the "
+        "rectangles of 'custom' are then fractions of that picture). local/procedural-image's caption takes up "
+        "to 0.15 of a landscape or square still, 0.08 of a portrait one. 0: the camera moves over all of it.",
+    )
+    caption: str | None = Field(
+        default=None,
+        max_length=120,
+        description="Text laid along the bottom of the video after the motion, so it stays put and sharp in "
+        "every frame (local/procedural-image's caption look, sized for the output); omit for none.",
+    )
+
+    @field_validator("caption")
+    @classmethod
+    def _caption_is_printable(cls, value: str | None) -> str | None:
+        return one_line_caption(value)
 
     @model_validator(mode="after")
     def _rects_match_motion(self) -> Self:
@@ -134,6 +160,7 @@ class KenBurnsPlan:
     start: View  # in canvas pixels
     end: View
     image: tuple[int, int]  # the upright still's width, height
+    band_rows: int  # rows of the still held at the bottom (caption_band); the camera moves above them
     crop: tuple[int, int, int, int]  # x, y, width, height of the image area the move covers
     canvas: tuple[int, int]
     output: tuple[int, int]
@@ -178,6 +205,19 @@ def plan_ken_burns(inputs: KenBurnsInput, image_width: int, image_height: int) -
     """The crop, the working canvas and the first/last views on it, for this image and these inputs."""
     ow, oh = inputs.resolution.size
     aspect = ow / oh
+    band_rows = min(round(inputs.caption_band * image_height), image_height - 2)
+    if band_rows * ow / image_width > oh / 2:
+        raise InputValidationError(
+            KenBurnsGenerator.name,
+            [
+                (
+                    "caption_band",
+                    f"{inputs.caption_band:g} of this {image_width}x{image_height} still would cover more than "
+                    f"half of the {ow}x{oh} frame; give a smaller band or a taller resolution",
+                )
+            ],
+        )
+    image_height -= band_rows  # the picture the camera moves over
     if inputs.motion is Motion.CUSTOM:
         assert inputs.start_rect is not None and inputs.end_rect is not None  # the validator saw to it
         start, end = (
@@ -199,7 +239,8 @@ def plan_ken_burns(inputs: KenBurnsInput, image_width: int, image_height: int) -
     return KenBurnsPlan(
         start=View(start.left - x0, start.top - y0, start.width, start.height).scaled(*to_canvas),
         end=View(end.left - x0, end.top - y0, end.width, end.height).scaled(*to_canvas),
-        image=(image_width, image_height),
+        image=(image_width, image_height + band_rows),
+        band_rows=band_rows,
         crop=(x0, y0, crop_w, crop_h),
         canvas=(cw, ch),
         output=(ow, oh),
@@ -218,7 +259,8 @@ def _progress_expr(plan: KenBurnsPlan) -> str:
     return t if plan.easing is Easing.LINEAR else f"((1-cos(PI*{t}))/2)"
 
 
-def filter_graph(plan: KenBurnsPlan) -> str:
+def filter_graph(plan: KenBurnsPlan, *, layered: bool = False) -> str:
+    """The filtergraph: the moving picture from input 0, and with `layered` input 1 laid along its bottom."""
     cw, ch = plan.canvas
     ow, oh = plan.output
     a, b = plan.start, plan.end
@@ -244,14 +286,20 @@ def filter_graph(plan: KenBurnsPlan) -> str:
     if (cw, ch) != (ow, oh):
         steps.append(f"scale={ow}:{oh}:flags=bicubic")
     steps.append("setsar=1")
-    return f"[0:v]{','.join(steps)}[v]"
+    if not layered:
+        return f"[0:v]{','.join([*steps, TAG_BT709])}[v]"
+    # The layer is one still frame: overlay repeats it under every frame of the move.
+    return (
+        f"[0:v]{','.join(steps)}[moving];[1:v]scale={TO_BT709},format=yuva420p[layer];"
+        f"[moving][layer]overlay=x=0:y=main_h-overlay_h:format=yuv420,{TAG_BT709}[v]"
+    )
 
 
-def ffmpeg_args(plan: KenBurnsPlan, image: Path, out: Path) -> list[str]:
+def ffmpeg_args(plan: KenBurnsPlan, image: Path, out: Path, layer: Path | None = None) -> list[str]:
     """The whole ffmpeg command after the binary (benchmarks run exactly this from the shell)."""
     return [
-        "-i", str(image),
-        "-filter_complex", filter_graph(plan),
+        "-i", str(image), *(["-i", str(layer)] if layer is not None else []),
+        "-filter_complex", filter_graph(plan, layered=layer is not None),
         "-map", "[v]", "-frames:v", str(plan.frames), "-r", str(plan.fps),
         *H264, *BT709_TAGS, *BITEXACT, "-an", str(out),
     ]  # fmt: skip
@@ -283,11 +331,24 @@ def upright_still(source: Path, scratch: Path) -> tuple[Path, int, int]:
     return scratch, upright.width, upright.height
 
 
+def render_layer(inputs: KenBurnsInput, plan: KenBurnsPlan, still: Path, out: Path) -> Path | None:
+    """The PNG laid along the bottom of every frame (held band and/or caption), or None when there is none."""
+    band = None
+    if plan.band_rows:
+        with Image.open(still) as img:
+            band = held_band(img, plan.band_rows, plan.output[0])
+    layer = bottom_layer(plan.output, band=band, caption=inputs.caption)
+    if layer is None:
+        return None
+    layer.save(out, "PNG", compress_level=1)
+    return out
+
+
 class KenBurnsGenerator(BaseGenerator):
     name = "local/ken-burns"
     artifact_type = "video"
     description = "Pan and zoom smoothly over a still image (presets or start/end views); H.264 MP4."
-    version = "1"
+    version = "2"  # 2: full BT.709 tags; caption_band and caption
 
     def get_input_schema(self) -> type[KenBurnsInput]:
         return KenBurnsInput
@@ -299,10 +360,11 @@ class KenBurnsGenerator(BaseGenerator):
         stored = await context.resolve_artifact(inputs.image)
         source, iw, ih = await asyncio.to_thread(upright_still, stored, context.temp_path(".png"))
         plan = plan_ken_burns(inputs, iw, ih)
+        layer = await asyncio.to_thread(render_layer, inputs, plan, source, context.temp_path(".png"))
         out = context.temp_path(".mp4")
         await run_timed_ffmpeg(
             context,
-            ffmpeg_args(plan, source, out),
+            ffmpeg_args(plan, source, out, layer),
             duration=plan.duration,
             what=f"{self.name} ({plan.frames} frames)",
         )

@@ -16,13 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..artifacts import AudioArtifact, VideoArtifact
 from ..base import BaseGenerator
 from ..context import GeneratorContext
-from ..media import AAC, BITEXACT, H264, run_ffmpeg
+from ..media import AAC, BITEXACT, H264, ProgressFn, run_ffmpeg
 from ._audio import decode_mono
+from ._loudness import SILENCE_LUFS, encode_within_true_peak, filter_path, read_r128, true_peak_limiter
+from ._video import BT709_TAGS, TAG_BT709, TO_BT709
 
 RATE = 48000  # output audio sample rate
 GAIN_RATE = 1000  # control rate of the ducking gain track
-TRUE_PEAK_CEILING_DB = -1.0
-SILENCE_LUFS = -70.0  # what ebur128 reports for silence: nothing to normalise
 
 
 class LengthPolicy(StrEnum):
@@ -155,13 +155,9 @@ def _widen(mask: np.ndarray, before: int, after: int) -> np.ndarray:
     return counts[np.clip(i + before + 1, 0, len(mask))] - counts[np.clip(i - after, 0, len(mask))] > 0
 
 
-def _escape(path: Path) -> str:
-    """A path as a filtergraph option value."""
-    return "'" + str(path).replace("\\", "/").replace("'", r"'\''").replace(":", r"\:") + "'"
-
-
 class Mixer:
-    """Builds the two ffmpeg runs of one mix: measure the loudness of the audio mix, then encode with the gain."""
+    """Builds the ffmpeg runs of one mix: measure the loudness of the sound, encode the sound with the gain
+    (again with a lower ceiling if its true peak overshoots), then encode the picture under that sound."""
 
     def __init__(self, inputs: MixInput, paths: dict[str, Path], gain_track: Path | None) -> None:
         self.inputs = inputs
@@ -169,6 +165,10 @@ class Mixer:
         self.gain_track = gain_track
         self.duration = inputs.output_duration()
         self.samples = round(self.duration * RATE)
+        # Every source is padded (or cut) to the output's exact length before it meets another. ffmpeg reads
+        # its inputs on separate threads, and amix/amultiply given sources of different lengths finish by
+        # whichever EOF arrives first: now and then the mix ended with the narration and the music fell silent.
+        self.fit = f"apad=whole_len={self.samples},atrim=end_sample={self.samples}"
 
     def audio_args(self, first_index: int) -> tuple[list[str], str]:
         """ffmpeg input arguments for the audio sources and a filtergraph that ends in [mixed]."""
@@ -177,10 +177,7 @@ class Mixer:
         labels: list[str] = []
         index = first_index
         fmt = f"aresample={RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
-        # Every source is padded (or cut) to the output's exact length before it meets another. ffmpeg reads
-        # its inputs on separate threads, and amix/amultiply given sources of different lengths finish by
-        # whichever EOF arrives first: now and then the mix ended with the narration and the music fell silent.
-        fit = f"apad=whole_len={self.samples},atrim=end_sample={self.samples}"
+        fit = self.fit
         if self.inputs.video_audio is VideoAudio.KEEP:
             args += ["-vn", "-i", str(self.paths["video"])]
             graph.append(f"[{index}:a]{fmt},{fit}[kept]")
@@ -219,17 +216,23 @@ class Mixer:
 
     def measure_args(self, metadata: Path) -> list[str]:
         args, graph = self.audio_args(0)
-        graph += f";[mixed]ebur128=metadata=1,ametadata=mode=print:key=lavfi.r128.I:file={_escape(metadata)}[out]"
+        graph += f";[mixed]ebur128=metadata=1,ametadata=mode=print:key=lavfi.r128.I:file={filter_path(metadata)}[out]"
         return [*args, "-filter_complex", graph, "-map", "[out]", "-f", "null", "-"]
 
-    def encode_args(self, gain_db: float, out: Path) -> list[str]:
+    def sound_args(self, gain_db: float, ceiling_db: float, out: Path) -> list[str]:
+        """The sound of the result: the mix at `gain_db`, its true peak held at `ceiling_db`, encoded AAC."""
+        args, graph = self.audio_args(0)
+        graph += f";[mixed]volume={gain_db:.3f}dB,{true_peak_limiter(ceiling_db, RATE)},{self.fit}[a]"
+        return [*args, "-filter_complex", graph, "-map", "[a]", *AAC, "-ar", str(RATE), *BITEXACT, str(out)]
+
+    def encode_args(self, sound: Path, out: Path) -> list[str]:
+        """The picture, encoded under the sound from sound_args, which is copied as it is: its true peak was
+        measured on exactly these AAC frames."""
         video = self.inputs.video
         loop = self.inputs.length is LengthPolicy.LONGEST and self.inputs.extend_video is VideoExtension.LOOP
-        args = [*(["-stream_loop", "-1"] if loop else []), "-i", str(self.paths["video"])]
-        audio_args, graph = self.audio_args(1)
-        chain = ["format=yuv420p"]
-        if video.width % 2 or video.height % 2:  # 4:2:0 needs even sizes
-            chain.insert(0, "scale=trunc(iw/2)*2:trunc(ih/2)*2")
+        args = [*(["-stream_loop", "-1"] if loop else []), "-i", str(self.paths["video"]), "-i", str(sound)]
+        # Even sizes (4:2:0 needs them) and the BT.709 matrix, whatever the source's: the output is tagged so.
+        chain = [f"scale=trunc(iw/2)*2:trunc(ih/2)*2:{TO_BT709}", "format=yuv420p"]
         extra = self.duration - video.duration
         if extra > 0 and not loop:
             chain.insert(0, f"tpad=stop_mode=clone:stop_duration={extra + 1:.3f}")
@@ -238,24 +241,32 @@ class Mixer:
                 chain.append(f"fade=t=in:d={self.inputs.fade_in}")
             if self.inputs.fade_out:
                 chain.append(f"fade=t=out:st={self.duration - self.inputs.fade_out}:d={self.inputs.fade_out}")
-        limit = 10 ** (TRUE_PEAK_CEILING_DB / 20)
-        graph += (
-            f";[0:v]{','.join(chain)}[v]"
-            f";[mixed]volume={gain_db:.3f}dB,alimiter=limit={limit:.4f}:level=false:latency=true[a]"
-        )
-        maps = ["-map", "[v]", "-map", "[a]", "-t", f"{self.duration}"]
-        return [*args, *audio_args, "-filter_complex", graph, *maps, *H264, *AAC, "-ar", str(RATE), *BITEXACT, str(out)]
+        chain.append(TAG_BT709)
+        maps = ["-map", "[v]", "-map", "1:a:0", "-t", f"{self.duration}"]
+        codecs = [*H264, *BT709_TAGS, "-c:a", "copy", *BITEXACT]
+        return [*args, "-filter_complex", f"[0:v]{','.join(chain)}[v]", *maps, *codecs, str(out)]
 
 
-def read_integrated_loudness(metadata: Path) -> float:
-    """The last lavfi.r128.I value ebur128 printed: the integrated loudness of the whole stream."""
-    values = [line.split("=", 1)[1] for line in metadata.read_text().splitlines() if line.startswith("lavfi.r128.I=")]
-    return float(values[-1]) if values else SILENCE_LUFS
+class _Progress:
+    """Forwards each ffmpeg run's progress into its share of the whole, never backwards (a re-encode of the
+    sound restarts its run's count)."""
+
+    def __init__(self, context: GeneratorContext) -> None:
+        self.context = context
+        self.reached = 0.0
+
+    def between(self, start: float, end: float) -> ProgressFn:
+        def publish(fraction: float, message: str) -> None:
+            self.reached = max(self.reached, start + (end - start) * fraction)
+            self.context.publish_progress(self.reached, message)
+
+        return publish
 
 
 class AudioMix(BaseGenerator):
     name = "local/mix"
     artifact_type = "video"
+    version = "2"  # 2: sound at <= -1 dBTP, full BT.709 tags
     description = (
         "Narration and music under a video: music ducks under speech, EBU R128 loudness, fades, "
         "length policy; H.264/AAC MP4."
@@ -291,24 +302,34 @@ class AudioMix(BaseGenerator):
             gain_track = context.temp_path(".f32")
             gain.tofile(gain_track)
         mixer = Mixer(inputs, paths, gain_track)
-        gain_db = 0.0
+        progress = _Progress(context)
+        gain_db, target = 0.0, None
         if inputs.normalize:
             metadata = context.temp_path(".txt")
             await run_ffmpeg(
                 mixer.measure_args(metadata),
                 duration=duration,
                 what="loudness measurement",
-                progress=lambda f, m: context.publish_progress(0.1 * f, m),
+                progress=progress.between(0.0, 0.1),
             )
-            measured = read_integrated_loudness(metadata)
+            measured = read_r128(metadata).integrated
             if measured > SILENCE_LUFS:
-                gain_db = inputs.target_lufs - measured
+                gain_db, target = inputs.target_lufs - measured, inputs.target_lufs
+
+        async def encode_sound(gain: float, ceiling: float, path: Path) -> None:
+            await run_ffmpeg(
+                mixer.sound_args(gain, ceiling, path),
+                duration=duration,
+                what="mix sound",
+                progress=progress.between(0.1, 0.2),
+            )
+
+        sound, _ = await encode_within_true_peak(
+            encode_sound, context, suffix=".m4a", gain_db=gain_db, target_lufs=target
+        )
         out = context.temp_path(".mp4")
         await run_ffmpeg(
-            mixer.encode_args(gain_db, out),
-            duration=duration,
-            what="mix encode",
-            progress=lambda f, m: context.publish_progress(0.1 + 0.9 * f, m),
+            mixer.encode_args(sound, out), duration=duration, what="mix encode", progress=progress.between(0.2, 1.0)
         )
         artifact = await context.store_video_result(out, format="mp4")
         context.record_compute_seconds(time.perf_counter() - started)

@@ -14,16 +14,16 @@ import hashlib
 import io
 import re
 import time
-import unicodedata
 from enum import StrEnum
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageFilter
 from pydantic import BaseModel, Field, field_validator
 
 from ..artifacts import ImageArtifact
 from ..base import BaseGenerator
 from ..context import GeneratorContext
+from ._caption import draw_caption, one_line_caption
 
 RGB = tuple[float, float, float]
 
@@ -152,14 +152,7 @@ class ProceduralImageInput(BaseModel):
     @field_validator("caption")
     @classmethod
     def _caption_is_printable(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = " ".join(value.split())  # one line: newlines and runs of spaces become single spaces
-        if not value:
-            raise ValueError("the caption is only whitespace; give some text or leave caption out")
-        if not value.isprintable():
-            raise ValueError("the caption holds control characters; use plain printable text")
-        return value
+        return one_line_caption(value)
 
 
 class ProceduralImageOutput(BaseModel):
@@ -276,62 +269,6 @@ def compose(prompt: str, seed: int, width: int, height: int) -> Image.Image:
     vignette = 1 - 0.38 * (((xs - 0.5) * 2) ** 2 + ((ys - 0.5) * 2) ** 2)[..., None] / 2
     img = np.clip(img * vignette, 0.0, 1.0)
     return Image.fromarray((img * 255 + 0.5).astype(np.uint8), "RGB")
-
-
-_TYPOGRAPHY = str.maketrans({"—": "-", "–": "-", "‐": "-", "−": "-", "«": '"', "»": '"', "\u00a0": " "})
-
-
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont  # what ImageFont.load_default() returns
-
-
-def _mask_bytes(font: Font, text: str) -> bytes:
-    # Pillow's stub gives ImagingCore a __getitem__ but no __iter__/__len__; bytes() reads it through the
-    # sequence protocol at run time, which the stub cannot express.
-    return bytes(font.getmask(text))  # pyright: ignore[reportArgumentType]
-
-
-def _missing_glyph(font: Font) -> bytes:
-    return _mask_bytes(font, "\U0010fff0")  # a private-use code point: no font has it, so this is .notdef
-
-
-def drawable_text(text: str, font: Font) -> str:
-    """`text` with every character the font lacks replaced by its unaccented form, or '?' when it has none.
-
-    Pillow's bundled font covers ASCII and a few quotes only; an empty box in a caption looks broken.
-    """
-    notdef = _missing_glyph(font)
-    out = []
-    for char in text.translate(_TYPOGRAPHY):
-        if char == " " or _mask_bytes(font, char) != notdef:
-            out.append(char)
-            continue
-        plain = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
-        out.append(plain if plain and _mask_bytes(font, plain) != notdef else "?")
-    return "".join(out)
-
-
-def draw_caption(image: Image.Image, text: str) -> Image.Image:
-    """The caption on a soft dark band along the bottom, in Pillow's bundled font at a readable size."""
-    width, height = image.size
-    font_size = max(14, round(min(width, height) / 18))
-    font = ImageFont.load_default(size=font_size)
-    draw = ImageDraw.Draw(image)
-    text = drawable_text(text, font)
-    while draw.textlength(text, font=font) > width * 0.9 and font_size > 10:
-        font_size -= 1
-        font = ImageFont.load_default(size=font_size)
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    band_h = int((bottom - top) * 2.4)
-    band = Image.new("L", (width, band_h), 0)
-    ImageDraw.Draw(band).rectangle((0, band_h // 4, width, band_h), fill=150)
-    band = band.filter(ImageFilter.GaussianBlur(band_h / 6))
-    image.paste(Image.new("RGB", (width, band_h), (0, 0, 0)), (0, height - band_h), band)
-    x = (width - (right - left)) / 2 - left
-    y = height - band_h / 2 - (bottom + top) / 2
-    shadow = max(1, font_size // 16)
-    draw.text((x + shadow, y + shadow), text, font=font, fill=(0, 0, 0))
-    draw.text((x, y), text, font=font, fill=(250, 248, 240))
-    return image
 
 
 def render(inputs: ProceduralImageInput) -> bytes:

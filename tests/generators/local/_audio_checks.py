@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +14,9 @@ import pyloudnorm
 
 from generators.artifacts import AudioArtifact, VideoArtifact
 from generators.context import GeneratorContext
-from generators.media import BITEXACT, H264, run_ffmpeg
+from generators.media import BITEXACT, H264, ffmpeg_exe, run_ffmpeg
+
+DELIVERY_TRUE_PEAK_DB = -1.0  # EBU R128 / streaming delivery specs: no decoded sample may pass it, oversampled
 
 
 @dataclass
@@ -49,6 +54,47 @@ def rms_db(x: np.ndarray) -> float:
 
 def integrated_lufs(decoded: Decoded) -> float:
     return float(pyloudnorm.Meter(decoded.rate).integrated_loudness(decoded.samples))
+
+
+@dataclass(frozen=True)
+class R128:
+    integrated: float  # LUFS
+    true_peak: float  # dBTP
+
+
+def measuring_ffmpeg() -> str:
+    """Debian's ffmpeg where it is installed, as a meter independent of the generators' own binary; else theirs."""
+    return shutil.which("ffmpeg") or ffmpeg_exe()
+
+
+def r128(path: Path) -> R128:
+    """Integrated loudness and true peak of the decoded first audio stream, by ffmpeg's ebur128 with peak=true.
+
+    peak=true is ebur128's true-peak meter (4× oversampled). Its per-100 ms metadata carry three decimals,
+    where the summary it logs rounds to one; half a second of silence after the end makes the last
+    samples fall in a reported block (silence is below every gate, so it changes neither number).
+    """
+    with tempfile.TemporaryDirectory(prefix="r128-") as scratch:
+        metadata = Path(scratch) / "r128.txt"
+        chain = f"apad=pad_dur=0.5,ebur128=peak=true:metadata=1,ametadata=mode=print:file={metadata}"
+        subprocess.run(
+            [measuring_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path)]
+            + ["-map", "0:a:0", "-af", chain, "-f", "null", "-"],
+            check=True,
+        )
+        values: dict[str, str] = {}
+        for line in metadata.read_text().splitlines():
+            key, _, value = line.partition("=")
+            values[key] = value  # each block repeats the running values: the last one is the whole file's
+    peak = float(values["lavfi.r128.true_peak"])
+    return R128(float(values["lavfi.r128.I"]), 20 * np.log10(peak) if peak > 0 else -np.inf)
+
+
+def oversampled_peak_db(samples: np.ndarray, factor: int = 4) -> float:
+    """Peak between the samples too: the band-limited (FFT) interpolation at `factor`× the rate, dBFS."""
+    n = len(samples)
+    upsampled = np.fft.irfft(np.fft.rfft(samples, axis=0), n * factor, axis=0) * factor
+    return float(20 * np.log10(np.abs(upsampled).max() + 1e-12))
 
 
 def tone_level_db(x: np.ndarray, rate: int, frequency: float, width: float = 40.0) -> float:

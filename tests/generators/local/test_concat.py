@@ -5,7 +5,8 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-from _media_checks import decode_video, make_tone, make_video, path_of
+from _audio_checks import DELIVERY_TRUE_PEAK_DB, decode_audio, oversampled_peak_db, r128
+from _media_checks import BT709, LOUD, colour_tags, decode_video, make_tone, make_video, path_of
 
 from generators.errors import InputValidationError, MediaProcessingError
 from generators.local.concat import ConcatGenerator
@@ -72,6 +73,32 @@ async def test_explicit_resolution_and_fps_and_no_audio_when_nothing_has_sound(c
     # Wide clips in a tall frame: black above and below the picture.
     frame = video.frames[5]
     assert frame[:60].max() < 30 and frame[-60:].max() < 30 and frame[140:180].mean() > 60
+
+
+@pytest.mark.parametrize("music", [False, True])
+async def test_true_peak_of_loud_clips_joined_is_at_most_minus_1_dbtp(ctx, music):
+    """Clips whose sound reaches full scale (and music summed on top) are delivered at ≤ -1 dBTP."""
+    loud = [
+        await make_video(ctx, 320, 180, 24, 1.0, audio=True, sound=LOUD),
+        await make_video(ctx, 320, 180, 24, 1.0, audio=True, pattern="smptebars", sound=LOUD),
+    ]
+    extra = {"background_music": await make_tone(ctx, 1.5), "music_volume_db": 0} if music else {}
+    _, artifact = await _join(ctx, loud, transition="fade", transition_duration=0.25, **extra)
+    path = await path_of(ctx, artifact)
+    measured, clip = r128(path), r128(await path_of(ctx, loud[0]))
+    assert clip.true_peak > DELIVERY_TRUE_PEAK_DB, "the input is not loud enough to test anything"
+    assert measured.true_peak <= DELIVERY_TRUE_PEAK_DB, measured
+    assert oversampled_peak_db(decode_audio(path).samples) <= DELIVERY_TRUE_PEAK_DB + 0.05
+    # A limiter, not a fader: the peaks come down further than the loudness does.
+    assert clip.integrated - measured.integrated < clip.true_peak - measured.true_peak - 0.3, (measured, clip)
+
+
+@pytest.mark.parametrize("with_sound", [False, True])
+async def test_output_carries_full_bt709_colour_tags(ctx, clips, with_sound):
+    sources = clips[:2] if with_sound else [clips[1], clips[1]]
+    _, artifact = await _join(ctx, sources, transition="cut")
+    assert artifact.has_audio is with_sound
+    assert colour_tags(await path_of(ctx, artifact)) == BT709
 
 
 async def test_same_inputs_give_identical_bytes(ctx, clips):

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import functools
+import io
+
 import numpy as np
 import pytest
-from _media_checks import decode_video, frame_diffs, make_image, path_of
+from _media_checks import (
+    BT709,
+    CAPTION_RGB,
+    caption_pixels,
+    colour_tags,
+    decode_video,
+    frame_diffs,
+    make_image,
+    path_of,
+)
 from PIL import Image, ImageOps
 
 from generators.context import GeneratorContext
 from generators.errors import ArtifactDecodeError, InputValidationError
-from generators.local.ken_burns import KenBurnsGenerator, plan_ken_burns
+from generators.local.ken_burns import KenBurnsGenerator, Motion, plan_ken_burns
+from generators.local.procedural_image import ProceduralImageInput, render
 from generators.storage import LocalStore
 
 gen = KenBurnsGenerator()
 SMALL = {"resolution": "320x180", "duration": 1.0, "fps": 24}
+PRESETS = [m.value for m in Motion if m is not Motion.CUSTOM]
+# Big enough for the caption's letters to survive scaling and 4:2:0; a dark scene, so only the caption is near-white.
+CAPTIONED = {"resolution": "640x360", "duration": 0.5, "fps": 24}
+CAPTION = "Night falls on the hills"
 
 
 async def _clip(ctx, image, **inputs):
@@ -79,7 +96,56 @@ async def test_pans_travel_the_way_they_are_named(ctx, motion, channel, directio
     assert (steps >= -0.5).all(), f"the pan goes back and forth: {steps.round(2)}"
 
 
-async def test_same_inputs_give_identical_bytes_and_progress_is_reported(tmp_path):
+@functools.cache
+def _night_still(caption: str | None) -> bytes:
+    """local/procedural-image's picture (made once per test session: it is a pure function of its inputs)."""
+    return render(ProceduralImageInput(prompt="night mountains", size="1024x576", caption=caption))
+
+
+async def _still(ctx, caption: str | None = None):
+    return await ctx.store_image_result(_night_still(caption), format="png")
+
+
+@functools.cache
+def _reference_caption_pixels(caption: str | None) -> int:
+    """Caption pixels of the whole still brought to the output size: what a viewer should see of the caption."""
+    with Image.open(io.BytesIO(_night_still(caption))) as src:
+        whole = src.convert("RGB").resize((640, 360), Image.Resampling.LANCZOS)
+    return caption_pixels(np.asarray(whole, dtype=np.int16))
+
+
+@pytest.mark.parametrize("motion", PRESETS)
+async def test_a_caption_band_of_the_still_stays_whole_in_every_frame(ctx, motion):
+    """local/procedural-image's caption: held at the bottom while the camera moves over the picture above it."""
+    expected = _reference_caption_pixels(CAPTION)
+    assert expected > 100 and _reference_caption_pixels(None) == 0, "what is counted is not the caption"
+    video, _ = await _clip(ctx, await _still(ctx, CAPTION), motion=motion, caption_band=0.15, **CAPTIONED)
+    counts = [caption_pixels(f) for f in video.frames]
+    assert min(counts) >= 0.7 * expected, (expected, counts)
+    assert max(counts) <= 1.3 * expected, (expected, counts)
+    diffs = frame_diffs([f[: int(0.75 * 360)] for f in video.frames])
+    assert min(diffs) > 0.2, f"the picture above the band does not move: {diffs}"
+
+
+@pytest.mark.parametrize("motion", PRESETS)
+async def test_a_caption_drawn_after_the_motion_stays_put_in_every_frame(ctx, motion):
+    expected = _reference_caption_pixels(CAPTION)
+    video, result = await _clip(ctx, await _still(ctx), motion=motion, caption=CAPTION, **CAPTIONED)
+    counts = [caption_pixels(f) for f in video.frames]
+    assert min(counts) >= 0.7 * expected, (expected, counts)
+    masks = [(np.abs(f[-72:] - CAPTION_RGB) < 45).all(axis=-1) for f in video.frames]
+    assert all((m == masks[0]).mean() > 0.99 for m in masks), "the caption moves"
+    assert colour_tags(await path_of(ctx, result.primary)) == BT709
+
+
+async def test_every_clip_carries_full_bt709_colour_tags(ctx):
+    image = await make_image(ctx, 320, 180)
+    _, result = await _clip(ctx, image, motion="pan-left", duration=0.5)
+    assert colour_tags(await path_of(ctx, result.primary)) == BT709
+
+
+@pytest.mark.parametrize("captions", [{}, {"caption_band": 0.1, "caption": "Odd sizes too"}])
+async def test_same_inputs_give_identical_bytes_and_progress_is_reported(tmp_path, captions):
     """Two runs in two separate stores, as on two machines sharing a cache: the same bytes."""
     seen: list[tuple[float, str]] = []
     shas = []
@@ -87,7 +153,7 @@ async def test_same_inputs_give_identical_bytes_and_progress_is_reported(tmp_pat
         store = LocalStore(tmp_path / attempt)
         async with GeneratorContext(store, progress=lambda f, m: seen.append((f, m))) as ctx:
             image = await make_image(ctx, 333, 251)  # odd sizes must work too
-            result = await gen.run({"image": image, **SMALL, "motion": "zoom-out"}, ctx)
+            result = await gen.run({"image": image, **SMALL, "motion": "zoom-out", **captions}, ctx)
             shas.append(result.primary.sha256)
     assert shas[0] == shas[1]
     ffmpeg_reports = [f for f, m in seen if "local/ken-burns (24 frames)" in m]
@@ -169,6 +235,19 @@ def test_the_tightest_view_is_sampled_at_least_one_to_one(width, height, inputs)
     assert plan.canvas[0] * plan.canvas[1] <= 3840 * 2160 * 1.01
 
 
+def test_the_camera_moves_over_the_picture_above_a_held_band():
+    plan = _plan(1024, 576, resolution="640x360", motion="pan-down", caption_band=0.15)
+    assert plan.band_rows == round(0.15 * 576)
+    sy = plan.canvas[1] / plan.crop[3]
+    assert plan.crop[1] + plan.crop[3] <= 576 - plan.band_rows  # the crop stays above the band
+    assert (plan.end.top + plan.end.height) / sy == pytest.approx(576 - plan.band_rows)  # and the pan ends on it
+
+
+def test_a_held_band_taller_than_half_the_frame_is_refused_with_a_fix():
+    with pytest.raises(InputValidationError, match="cover more than half of the 1280x720 frame; give a smaller band"):
+        _plan(1000, 4000, resolution="1280x720", motion="pan-down", caption_band=0.2)
+
+
 def test_huge_deep_zooms_stay_within_the_canvas_budget():
     plan = _plan(12000, 9000, resolution="1920x1080", motion="zoom-in", zoom=3.0)
     assert plan.canvas[0] * plan.canvas[1] <= 3840 * 2160 * 1.01
@@ -197,6 +276,9 @@ def _fake_image(width: int, height: int) -> dict:
         ({"motion": "spin"}, "motion", "'zoom-in'"),
         ({"easing": "bounce"}, "easing", "'linear' or 'ease-in-out'"),
         ({"zoom": 5}, "zoom", "less than or equal to 3"),
+        ({"caption_band": 0.5}, "caption_band", "less than or equal to 0.4"),
+        ({"caption": " \n "}, "caption", "only whitespace"),
+        ({"caption": "a\x07b"}, "caption", "control characters"),
         ({"motion": "custom"}, "(inputs)", "needs both start_rect and end_rect"),
         ({"start_rect": {"x": 0.1, "width": 0.5}}, "(inputs)", "used only with motion='custom'"),
         (

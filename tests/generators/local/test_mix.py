@@ -6,14 +6,18 @@ import av
 import numpy as np
 import pytest
 from _audio_checks import (
+    DELIVERY_TRUE_PEAK_DB,
     decode_audio,
     integrated_lufs,
     make_test_video,
     make_tone,
+    oversampled_peak_db,
+    r128,
     rms_db,
     sounding_span,
     tone_level_db,
 )
+from _media_checks import BT709, colour_tags
 
 from generators.context import GeneratorContext
 from generators.errors import InputValidationError
@@ -22,6 +26,9 @@ from generators.local.tts import ESpeakTTS
 
 gen = AudioMix()
 MARKER_HZ = 13000.0  # eSpeak speaks at 22.05 kHz, so nothing of the voice reaches 13 kHz: the tone is all music
+# A line whose peaks stand far above its loudness (a peak-to-loudness ratio near 19 dB): brought to -16 LUFS,
+# its peaks must be limited, and the AAC encode after the limiter pushes them up again.
+PEAKY_LINE = "And when night falls, the stars come out above the mountains."
 
 
 @pytest.fixture
@@ -66,6 +73,33 @@ async def gen_music(ctx, seconds):
     from generators.local.music import ProceduralMusic
 
     return await ProceduralMusic().run({"duration": seconds, "mood": "upbeat", "fade_in": 0, "fade_out": 0}, ctx)
+
+
+# How long the picture runs on after the line moves the share of speech in the mix, hence its loudness
+# before normalising, hence how far the peaks are pushed into the limiter.
+@pytest.mark.parametrize(("bed", "tail"), [("none", 1.0), ("music", 2.0), ("kept", 2.0)])
+async def test_true_peak_of_the_decoded_mix_is_at_most_minus_1_dbtp_at_minus_16_lufs(ctx, bed, tail):
+    """EBU R128 / streaming delivery: ≤ -1 dBTP measured on the decoded file, at the asked loudness."""
+    speech = (await ESpeakTTS().run({"text": PEAKY_LINE}, ctx)).primary
+    video = await make_test_video(ctx, round(speech.duration + tail, 2))
+    inputs: dict = {"video": video, "narration": speech, "narration_offset": 0.4}
+    if bed != "none":
+        inputs["music"] = (await gen_music(ctx, video.duration)).primary
+    if bed == "kept":  # as the storyboard's last step: speech already in the picture's sound, music ducked under it
+        _, spoken = await _mix(ctx, video=video, narration=speech, normalize=False, fade_in=0, fade_out=0)
+        inputs = {"video": spoken.primary, "music": inputs["music"], "video_audio": "keep"}
+    path, _ = await _mix(ctx, **inputs, target_lufs=-16.0)
+    measured = r128(path)
+    audio = decode_audio(path)
+    assert measured.true_peak <= DELIVERY_TRUE_PEAK_DB, measured
+    assert oversampled_peak_db(audio.samples) <= DELIVERY_TRUE_PEAK_DB + 0.05, "a finer interpolation disagrees"
+    assert measured.integrated == pytest.approx(-16.0, abs=1.0), measured
+    assert integrated_lufs(audio) == pytest.approx(-16.0, abs=1.0)
+
+
+async def test_picture_carries_full_bt709_colour_tags(ctx, narration):
+    path, _ = await _mix(ctx, video=await make_test_video(ctx, 2.0), narration=narration, fade_in=0, fade_out=0)
+    assert colour_tags(path) == BT709
 
 
 async def test_music_is_at_least_6_db_quieter_while_speech_plays(ctx, narration):
