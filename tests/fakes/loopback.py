@@ -33,7 +33,10 @@ class Sent:
 
 
 def head(status: int = 200, headers: dict[str, str] | None = None) -> bytes:
-    lines = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in (headers or {}).items()]
+    """A status line and headers. The server closes every connection after one answer, and says so:
+    without `Connection: close` a client may reuse the socket the server is closing and lose the next
+    request ("Server disconnected without sending a response"), which made tests flaky."""
+    lines = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in {"Connection": "close", **(headers or {})}.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
