@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
-.PHONY: install ui-deps demo test test-fast lint format bench clean
+.PHONY: install test-deps demo test test-fast lint format bench clean
 
 install: $(STAMP)
 
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 demo: install  ## the main job: the offline storyboard pipeline on its embedded defaults
 	$(BIN)/boardflow demo
 
-test: install ui-deps  ## everything, as CI runs it
+test: install test-deps  ## everything, as CI runs it
 	$(BIN)/python -m pytest
 
 # The loop for your own edits: no `prefect server start`, no workers, no browser, nothing marked slow
@@ -29,14 +29,18 @@ test: install ui-deps  ## everything, as CI runs it
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not servers and not browser"
 
-# Debian's Chromium for the UI checks in tests/ui (driven by Playwright's Python package, never `playwright
-# install`). Installs only when missing and we are root; otherwise says so, and those tests skip with the reason.
-ui-deps:
-	@if [ -x /usr/bin/chromium ]; then :; \
+# Debian's packages the tests drive for real: Chromium for the UI checks in tests/ui (through Playwright's Python
+# package, never `playwright install`) and redis-server for the shared-lock tests. Installs only what is missing and
+# only as root; otherwise says so, and those tests skip with the reason.
+SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/bin/redis-server:redis-server
+
+test-deps:
+	@missing=""; for dep in $(SYSTEM_DEPS); do [ -x "$${dep%%:*}" ] || missing="$$missing $${dep#*:}"; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
-			|| echo "ui-deps: apt-get could not install chromium; the UI tests will be skipped"; \
-	else echo "ui-deps: /usr/bin/chromium is missing and this is not root; the UI tests will be skipped"; fi
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing) \
+			|| echo "test-deps: apt-get could not install$$missing; the tests that need them will be skipped"; \
+	else echo "test-deps: missing$$missing and this is not root; the tests that need them will be skipped"; fi
 
 SOURCES := generators flows cli blocks deployments tests bench
 

@@ -93,18 +93,16 @@ async def run_direct(params: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run_prefect(params: dict[str, Any], ephemeral: bool) -> dict[str, Any]:
-    from prefect.client.orchestration import get_client
-
-    from flows.pipeline import run_pipeline
-    from flows.storyboard import load_spec
-
-    from generators.registry import get_registry
-
     # As `boardflow run` does (its pre-flight plans before Prefect starts) and as run_direct does: the spec and
     # the generator registry (which imports every generator module) are loaded before the clock starts.
     # Prefect imports FastAPI's encoder lazily on a process's first flow call (`Flow.serialize_parameters`): an
     # import like the others, paid once per process, so it is excluded too (run_direct never imports it).
     import fastapi.encoders  # noqa: F401
+    from prefect.client.orchestration import get_client
+
+    from flows.pipeline import run_pipeline
+    from flows.storyboard import load_spec
+    from generators.registry import get_registry
 
     spec = load_spec()
     get_registry()

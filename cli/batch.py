@@ -20,7 +20,7 @@ from .common import (
     err_console,
     fail,
     print_run_url,
-    require_api,
+    require_services,
     run_interruptible,
 )
 from .display import BatchDisplay
@@ -70,7 +70,7 @@ def batch_command(
         model = PipelineSpec.resolve(spec)
         overrides = assignments(set_ or [])
         preflight(model, csv, overrides, only_failed)
-        require_api()
+        require_services()
     except BoardflowError as exc:
         fail(exc)
 

@@ -91,6 +91,15 @@ def require_api() -> None:
         )
 
 
+def require_services() -> None:
+    """The Prefect server (when one is configured) and the shared lock store (when BOARDFLOW_LOCKS names one)
+    answer, before anything starts."""
+    from flows.engine.locks import check_locks
+
+    require_api()
+    check_locks()
+
+
 class Interrupted(Exception):
     """The user pressed Ctrl-C once: the run was stopped cleanly."""
 

@@ -30,7 +30,7 @@ from .common import (
     mark_cancelled,
     parse_params,
     print_run_url,
-    require_api,
+    require_services,
     run_interruptible,
 )
 from .display import RunProgress, cost_table, params_table, plan_table
@@ -112,7 +112,7 @@ def run_flow(
 
     try:
         planned = preflight(spec, params, refresh)
-        require_api()
+        require_services()
     except BoardflowError as exc:
         fail(exc)
     if planned.over_budget:

@@ -144,10 +144,53 @@ def s3_bucket(s3_endpoint, request):
     return name
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[str]:
+    """A real Redis 7 on 127.0.0.1 (Debian's redis-server, which `make test` installs); yields its URL."""
+    import shutil
+    import subprocess
+    import time
+
+    import redis
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed (`make test` installs it with apt-get when run as root)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path_factory.mktemp("redis")
+    args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    client = redis.Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The test Redis, emptied."""
+    import redis
+
+    redis.Redis.from_url(redis_server).flushdb()
+    return redis_server
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tiers: `servers` (a real `prefect server start`, workers), `browser` (Chromium); `make test-fast` skips them."""
     for item in items:
-        if "prefect_server" in item.fixturenames:
+        if "prefect_server" in item.fixturenames or "redis_server" in item.fixturenames:
             item.add_marker(pytest.mark.servers)
         if "chromium_executable" in item.fixturenames:
             item.add_marker(pytest.mark.browser)

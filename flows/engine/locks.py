@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import tempfile
@@ -11,7 +12,9 @@ from typing import Any
 
 import pydantic_core
 from prefect.locking.filesystem import FileSystemLockManager
+from prefect.locking.protocol import LockManager
 
+from generators.errors import ConfigurationError
 from generators.settings import get_settings
 
 
@@ -93,5 +96,49 @@ def _holder_died(info: dict[str, Any]) -> bool:
     return False
 
 
-def lock_manager() -> FileSystemLockManager:
-    return FileLockManager(lock_files_directory=get_settings().data_dir / "locks")
+def lock_manager() -> LockManager:
+    """This machine's file locks, or leases in Redis shared by every machine when BOARDFLOW_LOCKS names one.
+
+    BOARDFLOW_LOCK_LEASE_SECONDS (default 30) is how soon a dead holder's lock lapses; BOARDFLOW_LOCK_WAIT_SECONDS
+    (default 6 h) is how long a step waits for another process making the same result before it fails.
+    """
+    url = os.environ.get("BOARDFLOW_LOCKS", "").strip()
+    if not url or url == "file":
+        return FileLockManager(lock_files_directory=get_settings().data_dir / "locks")
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(
+            f"BOARDFLOW_LOCKS={url!r} is not a Redis URL.",
+            hint="Use redis://HOST:6379/0 (or rediss:// for TLS), or unset it for this machine's file locks.",
+        )
+    return _redis_locks(
+        url, _seconds("BOARDFLOW_LOCK_LEASE_SECONDS", 30.0), _seconds("BOARDFLOW_LOCK_WAIT_SECONDS", 21600.0)
+    )
+
+
+@functools.cache
+def _redis_locks(url: str, lease: float, wait: float) -> LockManager:
+    """One manager (one connection pool, one set of leases) per URL and settings in a process."""
+    from .redis_locks import RedisLeaseLockManager
+
+    return RedisLeaseLockManager(url, lease_seconds=lease, wait_seconds=wait)
+
+
+def check_locks() -> None:
+    """Raise a ConfigurationError naming the URL when BOARDFLOW_LOCKS names a Redis that does not answer."""
+    manager = lock_manager()
+    check = getattr(manager, "check", None)
+    if check is not None:
+        check()
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if not (0 < value < float("inf")):
+        raise ConfigurationError(
+            f"{name}={raw!r} is not a positive number of seconds.", hint=f"e.g. {name}={default:g}"
+        )
+    return value

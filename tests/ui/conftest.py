@@ -37,10 +37,10 @@ class UIRuns:
 
 @pytest.fixture(scope="session")
 def chromium_executable() -> str:
-    """Debian's Chromium, which `make ui-deps` installs; the UI tests skip (saying why) when it is missing."""
+    """Debian's Chromium, which `make test-deps` installs; the UI tests skip (saying why) when it is missing."""
     if not CHROMIUM.exists():
         pytest.skip(
-            f"{CHROMIUM} is missing: run `make ui-deps` as root (apt-get install chromium) to run the UI checks."
+            f"{CHROMIUM} is missing: run `make test-deps` as root (apt-get install chromium) to run the UI checks."
         )
     pytest.importorskip("playwright.sync_api", reason="the playwright package is missing: `pip install -e '.[dev]'`")
     return str(CHROMIUM)
