@@ -98,11 +98,11 @@ def batch_command(
     try:
         with display, subscribe(display):
             error, run_id = run_interruptible(go)
-    except Interrupted:
+    except Interrupted as stop:
         err_console.print(
-            "[yellow]Stopped.[/] Rows that finished are kept in the cache; run the same command to resume."
+            f"[yellow]Stopped {stop.how}.[/] Rows that finished are kept in the cache; run the same command to resume."
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(stop.exit_code) from None
     files = collect_rows(display.results, out_dir, force) if out_dir and store_block is None else {}
     if as_json:
         print(json.dumps({**display.summary, "run_id": run_id, "files": files}, default=str))

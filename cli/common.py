@@ -101,37 +101,59 @@ def require_services() -> None:
 
 
 class Interrupted(Exception):
-    """The user pressed Ctrl-C once: the run was stopped cleanly."""
+    """The user pressed Ctrl-C once, or the process got SIGTERM: the run was stopped cleanly."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def how(self) -> str:
+        return "with Ctrl-C" if self.signum == signal.SIGINT else f"by {signal.Signals(self.signum).name}"
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 def run_interruptible(make: Callable[[], Awaitable[T]]) -> T:
-    """`asyncio.run(make())` where a first Ctrl-C cancels the work (raising Interrupted) and a second quits at once."""
+    """`asyncio.run(make())` where a first Ctrl-C or SIGTERM cancels the work (raising Interrupted) and a second
+    quits at once."""
 
     async def main() -> T:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
-        interrupted = False
+        got: list[int] = []
 
-        def on_sigint() -> None:
-            nonlocal interrupted
-            if interrupted:
-                os._exit(130)
-            interrupted = True
-            err_console.print("\n[yellow]Stopping the run… (Ctrl-C again to quit at once)[/]")
+        def on_signal(signum: int) -> None:
+            if got:
+                os._exit(128 + signum)
+            got.append(signum)
+            again = "Ctrl-C" if signum == signal.SIGINT else "a second signal"
+            err_console.print(f"\n[yellow]Stopping the run… ({again} to quit at once)[/]")
             task.cancel()
 
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
         try:
             return await make()
         except asyncio.CancelledError:
-            if interrupted:
-                raise Interrupted() from None
+            if got:
+                raise Interrupted(got[0]) from None
             raise
         finally:
-            loop.remove_signal_handler(signal.SIGINT)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
 
-    return asyncio.run(main())
+    from prefect.exceptions import TerminationSignal
+
+    try:
+        return asyncio.run(main())
+    except TerminationSignal as exc:
+        # While a flow runs, Prefect's own SIGTERM handler replaces ours and raises this out of the event loop;
+        # asyncio.run has cancelled the run's tasks by the time it gets here, so this is the same clean stop.
+        raise Interrupted(exc.signal) from None
 
 
 async def mark_cancelled(flow_run_id: str | None, message: str) -> None:

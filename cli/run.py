@@ -131,14 +131,14 @@ def run_flow(
     try:
         with progress, subscribe(progress):
             result, error = run_interruptible(go)
-    except Interrupted:
+    except Interrupted as stop:
         saved = sum(1 for r in progress.records_so_far if r.status in ("completed", "cached"))
-        message = f"Interrupted with Ctrl-C; {saved} step run(s) had finished and are kept in the cache."
+        message = f"Interrupted {stop.how}; {saved} step run(s) had finished and are kept in the cache."
         asyncio.run(mark_cancelled(progress.flow_run_id, message))
         err_console.print(f"[yellow]Stopped.[/] {saved} of {planned.step_count} step runs finished and are saved.")
         err_console.print("Run the same command again to resume: finished steps come from the cache at $0.")
         print_run_url(progress.flow_run_id)
-        raise typer.Exit(130) from None
+        raise typer.Exit(stop.exit_code) from None
     if progress.records and not as_json:
         console.print(cost_table(progress.records))
     if error is not None or result is None:

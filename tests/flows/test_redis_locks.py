@@ -213,7 +213,16 @@ def test_sigterm_ends_a_run_waiting_for_another_machines_lock(redis_url, prefect
     (run,), key = start_runs(tmp_path, redis_url, prefect_api, machines=1)
     started = time.monotonic()
     run.send_signal(signal.SIGTERM)
-    _, err = run.communicate(timeout=30)
+    out, err = run.communicate(timeout=30)
     assert time.monotonic() - started < 10, "the waiter ignored SIGTERM"
-    assert run.returncode != 0
+    assert run.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err and "Stopped." in err and "resume" in err, err
+    import re
+
+    import httpx
+
+    ids = re.findall(r"flow-run/([0-9a-f-]{36})", out + err)
+    assert ids, err
+    state = httpx.get(f"{prefect_api}/flow_runs/{ids[-1]}").json()["state"]
+    assert state["type"] == "CANCELLED" and "SIGTERM" in state["message"], state
     RedisLeaseLockManager(redis_url).release_lock(key, holder="the test")
