@@ -30,9 +30,9 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not servers and not browser"
 
 # Debian's packages the tests drive for real: Chromium for the UI checks in tests/ui (through Playwright's Python
-# package, never `playwright install`) and redis-server for the shared-lock tests. Installs only what is missing and
-# only as root; otherwise says so, and those tests skip with the reason.
-SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/bin/redis-server:redis-server
+# package, never `playwright install`), redis-server for the shared-lock tests, PostgreSQL for the server tests.
+# Installs only what is missing and only as root; otherwise says so, and those tests skip with the reason.
+SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/bin/redis-server:redis-server /usr/lib/postgresql/15/bin/initdb:postgresql
 
 test-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do [ -x "$${dep%%:*}" ] || missing="$$missing $${dep#*:}"; done; \

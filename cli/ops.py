@@ -38,15 +38,31 @@ def server(
         Path | None,
         typer.Option(help="PREFECT_HOME for the server's database and settings (default: Prefect's own, ~/.prefect)."),
     ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL for the server's database: postgresql://USER:PASSWORD@HOST:5432/DATABASE (default: "
+            "PREFECT_API_DATABASE_CONNECTION_URL, else SQLite in the home). Checked, and pg_trgm enabled, first."
+        ),
+    ] = None,
 ) -> None:
     """Run `prefect server start` in the foreground and print where it listens."""
+    from deployments.database import ENV, check_postgres, database_url, masked
     from deployments.local_server import WILDCARD_HOSTS, PrefectServer
 
-    local = PrefectServer(home or _default_home(), host=host, port=port, attached=True)
+    home = home or _default_home()
+    try:
+        db = database_url(database)
+        version = check_postgres(db) if db else None
+    except BoardflowError as exc:
+        fail(exc)
+    local = PrefectServer(home, host=host, port=port, attached=True, extra_env={ENV: db} if db else {})
     try:
         local.start()
     except (BoardflowError, TimeoutError) as exc:
         fail(exc)
+    where = f"PostgreSQL {version} at {masked(db)}" if db else f"SQLite in {home}"
+    console.print(f"Database: {where}", soft_wrap=True)
     shown = "127.0.0.1" if host in WILDCARD_HOSTS else host
     console.print(f"[bold green]Prefect UI:[/] http://{shown}:{port}/  (V2; the run links in flow logs open V1)")
     console.print(

@@ -187,10 +187,22 @@ def redis_url(redis_server: str) -> str:
     return redis_server
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL (Debian's, which `make test` installs) on 127.0.0.1 with password auth over TCP; yields
+    the URL of its `prefect` database."""
+    from deployments.local_postgres import LocalPostgres, postgres_bindir
+
+    if postgres_bindir() is None:
+        pytest.skip("PostgreSQL is not installed (`make test` installs it with apt-get when run as root)")
+    with LocalPostgres() as pg:
+        yield pg.url
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tiers: `servers` (a real `prefect server start`, workers), `browser` (Chromium); `make test-fast` skips them."""
     for item in items:
-        if "prefect_server" in item.fixturenames or "redis_server" in item.fixturenames:
+        if {"prefect_server", "redis_server", "postgres_server"} & set(item.fixturenames):
             item.add_marker(pytest.mark.servers)
         if "chromium_executable" in item.fixturenames:
             item.add_marker(pytest.mark.browser)
