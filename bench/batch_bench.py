@@ -36,6 +36,7 @@ os.environ.update(
 os.environ.pop("PREFECT_API_URL", None)
 
 import flows  # noqa: E402, F401  (offline-safe Prefect defaults)
+from bench.specs import OVERHEAD_SPEC  # noqa: E402
 from flows.batch.flow import batch  # noqa: E402
 
 TARGET_RERUN_RATIO = 0.15
@@ -43,12 +44,6 @@ MOTIONS = ["zoom-in", "pan-right", "zoom-out", "pan-left", "pan-up", "pan-down"]
 MOODS = ["calm", "upbeat", "dreamy", "tense", "epic"]
 SUBJECTS = ["lighthouse", "fishing village", "forest path", "mountain lake", "desert road", "harbour", "meadow"]
 TINY = {"resolution": "320x180", "image_size": "512x512", "duration": 1.0, "fps": 24}
-OVERHEAD_SPEC = {
-    "name": "overhead",
-    "params": {"line": {"type": "string", "required": True}},
-    "steps": {"text": {"generator": "local/text-template", "inputs": {"template": "{line}", "parameters": {
-        "line": "${params.line}"}}}},
-}  # fmt: skip
 
 
 def rows(tag: str, count: int, seed: int) -> list[dict]:

@@ -23,13 +23,7 @@ import time
 from pathlib import Path
 
 from bench.orchestration_bench import RESULT_MARK, base_env, count_api_retries, load, run_child
-
-SPEC = {
-    "name": "overhead",
-    "params": {"line": {"type": "string", "required": True}},
-    "steps": {"text": {"generator": "local/text-template", "inputs": {"template": "{line}", "parameters": {
-        "line": "${params.line}"}}}},
-}  # fmt: skip
+from bench.specs import OVERHEAD_SPEC
 
 
 async def child(rows: int, concurrency: int, tag: str) -> dict:
@@ -41,7 +35,7 @@ async def child(rows: int, concurrency: int, tag: str) -> dict:
     retries = count_api_retries()
     lines = [{"line": f"{tag} row {i}"} for i in range(rows)]
     started = time.perf_counter()
-    state = await batch(spec=SPEC, rows=lines, concurrency=concurrency, previews=0, return_state=True)
+    state = await batch(spec=OVERHEAD_SPEC, rows=lines, concurrency=concurrency, previews=0, return_state=True)
     seconds = time.perf_counter() - started
     result = await state.result(raise_on_failure=False)
     if not state.is_completed() or result.get("failed"):
