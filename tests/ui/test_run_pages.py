@@ -210,14 +210,19 @@ def open_artifact(page, runs, ui: str, flow_run_id: str, key: str):
     page.wait_for_selector("table thead th", timeout=WAIT_MS)
 
 
+def artifacts_tab_text(page, runs, flow_run_id: str, ui: str, card: str) -> str:
+    """The run page's Artifacts tab as text, once the card named `card` is shown."""
+    page.goto(run_page_url(runs, flow_run_id, ui), wait_until="domcontentloaded")
+    page.get_by_text("Artifacts", exact=True).first.click()
+    page.get_by_text(card, exact=False).first.wait_for(timeout=WAIT_MS)
+    return page.inner_text("body")
+
+
 @pytest.mark.parametrize("ui", UIS)
 def test_cost_cards_are_readable_tables_in_dollars(ui_runs, browser, ui, tmp_path):
     run_id = ui_runs.runs["storyboard"]
     page = browser.new_page()
-    page.goto(run_page_url(ui_runs, run_id, ui), wait_until="domcontentloaded")
-    page.get_by_text("Artifacts", exact=True).first.click()
-    page.get_by_text("storyboard-cost-summary", exact=True).first.wait_for(timeout=WAIT_MS)
-    cards = page.inner_text("body")
+    cards = artifacts_tab_text(page, ui_runs, run_id, ui, "storyboard-cost-summary")
     assert "providerstepscached" not in cards.replace(" ", "").replace("\n", "").replace("\t", "")
     assert re.search(r"Cost of\s*storyboard\s*: spent \$0\.00", cards)
 
@@ -252,10 +257,8 @@ def test_no_progress_card_is_anonymous(ui_runs, browser, ui):
         anonymous = [a for a in progress if not a["key"] or not a["description"]]
         assert not anonymous, f"{what}: progress artifacts without a key or description: {anonymous}"
         page = browser.new_page()
-        page.goto(run_page_url(ui_runs, run_id, ui), wait_until="domcontentloaded")
-        page.get_by_text("Artifacts", exact=True).first.click()
-        page.get_by_text("cost-summary", exact=False).first.wait_for(timeout=WAIT_MS)
-        assert "No description" not in page.inner_text("body"), f"{what}: a card says 'No description'"
+        text = artifacts_tab_text(page, ui_runs, run_id, ui, "cost-summary")
+        assert "No description" not in text, f"{what}: a card says 'No description'"
         page.close()
 
 
@@ -263,10 +266,7 @@ def test_no_progress_card_is_anonymous(ui_runs, browser, ui):
 def test_a_batch_run_carries_the_cost_table_of_its_rows(ui_runs, browser, ui, tmp_path):
     run_id = ui_runs.runs["batch"]
     page = browser.new_page()
-    page.goto(run_page_url(ui_runs, run_id, ui), wait_until="domcontentloaded")
-    page.get_by_text("Artifacts", exact=True).first.click()
-    page.get_by_text("slideshow-batch-costs", exact=True).first.wait_for(timeout=WAIT_MS)
-    text = page.inner_text("body")
+    text = artifacts_tab_text(page, ui_runs, run_id, ui, "slideshow-batch-costs")
     assert "slideshow-batch-cost-summary" in text
     assert re.search(r"Cost of the\s*slideshow\s*batch: spent \$0\.00", text), "the batch's cost totals are not shown"
 
