@@ -36,7 +36,7 @@ def server(
     port: Annotated[int, typer.Option(help="Port of the API and the UI.")] = 4200,
     home: Annotated[
         Path | None,
-        typer.Option(help="PREFECT_HOME for the server's database and settings (default: Prefect's own, ~/.prefect)."),
+        typer.Option(help="PREFECT_HOME for the server's database and settings (default: <data folder>/prefect-home)."),
     ] = None,
     database: Annotated[
         str | None,

@@ -43,7 +43,22 @@ async def storyboard(
     """Make one narrated, scored video from scenes (the built-in four scenes when none are given).
 
     Outputs go to the artifact-store block named `store_block` when given, else to `store_url`, else to the
-    worker's BOARDFLOW_STORE.
+    worker's BOARDFLOW_STORE. The run form shows each argument's line below (Prefect reads this "Args:"
+    section; https://docs.prefect.io/v3/advanced/form-building, checked 2026-12-03); the pipeline's params
+    say the same in pipelines/storyboard.yaml, which a test keeps in step.
+
+    Args:
+        scenes: Each scene: {prompt: what the picture shows, narration: what the voice says,
+            motion: optional Ken Burns preset}.
+        voice: eSpeak NG voice for the narration.
+        mood: Music mood: calm, upbeat, tense, dreamy or epic.
+        resolution: Output video size.
+        fps: Output frame rate.
+        transition: Transition between scenes: cut, fade, dissolve, wipeleft…
+        seed: Seed for pictures and music.
+        refresh: Run every step even when a cached result exists.
+        store_url: Artifact store for this run (default: the worker's BOARDFLOW_STORE).
+        store_block: Name of a saved artifact-store block to use instead of `store_url`.
     """
     params: dict[str, Any] = {
         "voice": voice,

@@ -117,9 +117,21 @@ async def batch(
     """Run a pipeline once per row of a CSV (path) or a list of parameter dicts.
 
     Every row is checked and planned before anything runs; bad rows are skipped (or, with `strict`, the
-    batch stops). A plan over `max_cost_usd` (default: the pipeline's) is refused. `overrides` apply to every
-    row; `only_failed` names an earlier results CSV whose failed rows are the only ones run. Results go to
-    `results_path` (.csv and .parquet), by default under the data folder's batches/.
+    batch stops). The run form shows each argument's line below (see flows/storyboard.py).
+
+    Args:
+        spec: The pipeline: a name in pipelines/ (slideshow, storyboard…), a YAML path, or a spec mapping.
+        rows: A CSV path (one row per run, a column per pipeline param) or a list of param mappings.
+        overrides: Params applied to every row, over the CSV's values.
+        strict: Stop before running anything when a row is invalid (by default bad rows are skipped).
+        max_cost_usd: Refuse a batch whose plan costs more, in USD (default: the pipeline's max_cost_usd).
+        concurrency: How many rows run at the same time.
+        refresh: Run every step even when a cached result exists.
+        store_url: Artifact store for this run (default: the worker's BOARDFLOW_STORE).
+        store_block: Name of a saved artifact-store block to use instead of `store_url`.
+        results_path: Where the results .csv and .parquet go (default: batches/ in the data folder).
+        only_failed: An earlier results CSV: run only its failed and invalid rows.
+        previews: How many rows' outputs get a preview on the batch's run.
     """
     async with run_hygiene(str(flow_run.id)):  # its rows run in this process: a SIGKILL leaves them to mark Crashed
         return await _batch(

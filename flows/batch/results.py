@@ -197,39 +197,36 @@ def summary(pipeline: str, results: list[RowResult], csv_path: str, parquet_path
     }
 
 
-def summary_markdown(summary: dict[str, Any], results: list[RowResult]) -> str:
-    # The totals on the first line: the V1 UI's artifact card shows only a description's first line.
-    lines = [
+def summary_line(summary: dict[str, Any]) -> str:
+    """The batch's totals in one line: the results table's description (see costs.summary_line for why one line)."""
+    return (
         f"**Batch of `{summary['pipeline']}`: {summary['rows']} row(s)** — "
         f"**{summary['completed']} completed · {summary['cached']} from cache · {summary['failed']} failed · "
         f"{summary['invalid']} invalid**, spent **{usd(Decimal(summary['spent_usd']))}**, "
-        f"saved {usd(Decimal(summary['saved_usd']))} by cache.",
-        "",
-        f"Results: `{summary['results_csv']}` and `{summary['results_parquet']}`",
-    ]
-    bad = [r for r in results if r.status in RERUN_STATUSES]
-    if bad:
-        lines += ["", "| row | status | error |", "|---:|---|---|"]
-        for r in bad[:50]:
-            lines.append(f"| {r.row} | {r.status} | {r.error[:200].replace('|', '/').replace(chr(10), ' ')} |")
-    return "\n".join(lines)
+        f"saved {usd(Decimal(summary['saved_usd']))} by cache. "
+        f"Results: `{summary['results_csv']}` and `{summary['results_parquet']}`"
+    )
+
+
+def cost_rows(results: list[RowResult]) -> list[dict[str, Any]]:
+    """Every row's steps as one cost table, each led by its row number (the rows' own tables have no row)."""
+    return costs.same_columns([{"row": r.row, **costs.table_row(rec)} for r in results for rec in r.records])
 
 
 async def publish(
     pipeline: str, results: list[RowResult], summary: dict[str, Any], store: ArtifactStore, previews: int
 ) -> None:
-    """The results table (its description is the summary), costs of rows served from cache, output previews."""
+    """On the batch's own run: the results table, the cost table and summary of every row, output previews."""
     from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
-    text = summary_markdown(summary, results)
     await acreate_table_artifact(
-        key=costs.artifact_key(pipeline, "batch-results"), table=[r.table_row() for r in results], description=text
+        key=costs.artifact_key(pipeline, "batch-results"),
+        table=[r.table_row() for r in results],
+        description=summary_line(summary),
     )
-    # Rows that ran publish their own cost table on their subflow run; these did not run, so their
-    # (zero-cost, money-saved) records are published here, once, for `boardflow costs`.
-    served = [rec for r in results if r.status == "cached" and not r.flow_run_id for rec in r.records]
-    if served:
-        await costs.publish(pipeline, served)
+    # Each row that ran also has its own cost table on its subflow run; `read_history` counts a step once.
+    records = [rec for r in results for rec in r.records]
+    await costs.publish_tally(pipeline, "batch-", cost_rows(results), records, f"the `{pipeline}` batch")
     if previews > 0:
         description, body = await previews_markdown(pipeline, results, store, previews)
         if description:

@@ -89,8 +89,10 @@ class _TaskProgress:
 
     LONG_STEP_SECONDS = 10.0
 
-    def __init__(self, step: str, sink: EventSink) -> None:
+    def __init__(self, step: str, generator: str, sink: EventSink) -> None:
         self.step = step
+        self.generator = generator
+        self._message = ""
         self.sink = sink
         self.logger = get_run_logger()
         self.started = time.monotonic()
@@ -109,23 +111,33 @@ class _TaskProgress:
         if time.monotonic() - self.started < self.LONG_STEP_SECONDS or fraction - self._last_sent < 0.05:
             return
         self._last_sent = fraction
+        self._message = message
         job = asyncio.get_running_loop().create_task(self._send(round(fraction * 100, 1)))
         self._pending.add(job)
         job.add_done_callback(self._pending.discard)
 
+    def description(self, percent: float, message: str) -> str:
+        """What the card says: whose progress it is and where it stands (a bare bar, keyless, said nothing)."""
+        said = f" · {message}" if message else ""
+        return f"Progress of step `{self.step}` ({self.generator}): {percent:.0f}%{said}"
+
     async def _send(self, percent: float) -> None:
         async with self._sending:
+            description = self.description(percent, self._message)
             if self.artifact_id is None:
                 self.artifact_id = await acreate_progress_artifact(
-                    progress=percent, key=artifact_key(self.step, "progress"), description=f"{self.step}: progress"
+                    progress=percent, key=artifact_key(self.step, "progress"), description=description
                 )
             else:
-                await aupdate_progress_artifact(self.artifact_id, progress=percent)
+                await aupdate_progress_artifact(self.artifact_id, progress=percent, description=description)
 
     async def finish(self) -> None:
         await asyncio.gather(*self._pending, return_exceptions=True)
         if self.artifact_id is not None:
-            await aupdate_progress_artifact(self.artifact_id, progress=100.0)
+            elapsed = time.monotonic() - self.started
+            await aupdate_progress_artifact(
+                self.artifact_id, progress=100.0, description=self.description(100.0, f"done in {elapsed:.0f} s")
+            )
 
 
 # Opens the slot a step's generator runs in (a provider's concurrency limit); none by default.
@@ -156,7 +168,7 @@ def generator_task(generator: BaseGenerator, store: ArtifactStore, **overrides: 
             # cache entry: the work is done and stored, so hand it back rather than make it again.
             get_run_logger().info("%s: reusing the indexed result of an earlier run (no cache record)", step)
             return found.model_copy(update={"reused": True})
-        progress = _TaskProgress(step, current_sink())
+        progress = _TaskProgress(step, generator.name, current_sink())
         run_id = str(run_ctx.task_run.flow_run_id) if run_ctx and run_ctx.task_run.flow_run_id else None
         async with GeneratorContext(store, run_id=run_id, step=step, cache_key=key, progress=progress) as ctx:
             try:

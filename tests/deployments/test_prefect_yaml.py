@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from prefect.flows import load_flow_from_entrypoint
+from prefect.utilities.callables import parameter_schema
 
 from deployments.local_server import wait_until
 from deployments.serve import deployment_specs, runner_deployments
@@ -64,3 +66,19 @@ def test_deploy_all_matches_prefect_yaml_and_serve(deployed, prefect_server):
     # finds the pool's workers busy with a real nightly batch. Pausing deletes the booked runs.
     httpx.post(f"{prefect_server.api_url}/deployments/{nightly_id}/pause_deployment", timeout=30).raise_for_status()
     assert wait_until(lambda: not booked() or None, 30, "the paused nightly dropping its booked runs") is True
+
+
+def test_every_deployment_parameter_has_a_description_for_the_run_form(deployed, prefect_server):
+    """The run form shows each parameter's description: Prefect reads them from the flow's "Args:" docstring."""
+    served = {d.name: d for d in runner_deployments()}
+    for name, runner in served.items():
+        schema = read_deployment(prefect_server.api_url, runner.flow_name, name)["parameter_openapi_schema"]
+        properties = schema["properties"]
+        assert properties, f"{name}: no parameters in the schema"
+        missing = sorted(p for p, field in properties.items() if len(field.get("description") or "") < 10)
+        assert not missing, f"{name}: parameters without a description in the run form: {missing}"
+        # `boardflow serve` builds its deployments from the flow objects: the same descriptions.
+        from_flow = parameter_schema(load_flow_from_entrypoint(str(ROOT / runner.entrypoint))).properties
+        assert {p: f.get("description") for p, f in from_flow.items()} == {
+            p: f.get("description") for p, f in properties.items()
+        }, name

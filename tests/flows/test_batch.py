@@ -14,7 +14,7 @@ from flows.batch.flow import BatchFailedError, batch
 from flows.batch.limits import limit_name
 from flows.batch.results import COLUMNS
 from flows.batch.rows import BatchValidationError
-from flows.reporting.costs import artifact_key
+from flows.reporting.costs import artifact_key, read_history
 from generators.errors import BudgetExceededError, MediaProcessingError
 from generators.media import probe
 from tests.flows.kit import Echo, flow_run_artifacts, table_data
@@ -218,6 +218,7 @@ async def test_rerunning_a_successful_batch_costs_nothing_and_runs_no_generator(
     rows = [{"text": t, "suffix": "."} for t in ("one", "two", "three")]
     state, first = await run_batch(spec=echo_spec(cap="1.00"), rows=rows, results_path=str(tmp_path / "a"))
     assert state.is_completed(), first
+    ran = str(state.state_details.flow_run_id)
     assert Decimal(first["spent_usd"]) == Decimal("0.06") and len(say.calls) == 3 and len(tail.calls) == 3
 
     state, again = await run_batch(spec=echo_spec(cap="1.00"), rows=rows, results_path=str(tmp_path / "b"))
@@ -227,6 +228,25 @@ async def test_rerunning_a_successful_batch_costs_nothing_and_runs_no_generator(
     a = pd.read_csv(tmp_path / "a.csv", keep_default_na=False)
     b = pd.read_csv(tmp_path / "b.csv", keep_default_na=False)
     assert list(b["status"]) == ["cached"] * 3 and list(b["output_urls"]) == list(a["output_urls"])
+
+    # Each batch's own run carries the cost table of all its rows' steps and their summary, like a pipeline run.
+    served = str(state.state_details.flow_run_id)
+    for run_id, spent, saved in ((ran, "$0.06", "$0.00"), (served, "$0.00", "$0.06")):
+        artifacts = await flow_run_artifacts(run_id)
+        table = table_data(artifacts[artifact_key("echo-batch", "batch-costs")])
+        assert sorted((r["row"], r["step"]) for r in table) == [(n, s) for n in (1, 2, 3) for s in ("say", "tail")]
+        summary = artifacts[artifact_key("echo-batch", "batch-cost-summary")]
+        assert f"spent {spent}** (planned" in summary.description and f"saved {saved}**" in summary.description
+        assert "| local | 6 |" in summary.data
+    assert {r["actual"] for r in table_data(artifacts[artifact_key("echo-batch", "batch-costs")])} == {"$0.00"}
+
+    # `boardflow costs` counts each step once: the batch's table, not also its rows' own tables.
+    history = await read_history("echo-batch")
+    for run_id, spent in ((ran, 0.06), (served, 0.0)):
+        mine = history[history["flow_run_id"] == run_id]
+        assert len(mine) == 6 and round(mine["actual_usd"].sum(), 6) == spent
+    subflows = set(a["flow_run_id"])
+    assert not subflows & set(history["flow_run_id"]), "a row's steps were counted twice"
 
 
 async def test_provider_limit_holds_across_rows_and_across_batches(prefect_api, data_dir, registry, monkeypatch):

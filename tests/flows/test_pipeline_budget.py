@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from flows.pipeline import PipelineFailedError
-from flows.reporting.costs import artifact_key
+from flows.reporting.costs import artifact_key, from_dollars
 from generators.errors import BudgetExceededError
 from tests.flows.kit import Echo, by_step, flow_run_artifacts, run_spec, table_data, task_runs
 
@@ -52,6 +54,7 @@ async def test_no_paid_step_is_submitted_once_spend_would_cross_the_cap(prefect_
         "p3": "failed",
         "tidy": "completed",
     }
-    assert sum(r[0]["actual_usd"] for r in rows.values()) == 1.20
+    assert sum(from_dollars(r[0]["actual"]) for r in rows.values()) == Decimal("1.20")
+    assert "not submitted" in rows["p3"][0]["error"] and rows["p1"][0]["error"] == ""
     summary = artifacts[artifact_key("over-run", "cost-summary")]
     assert "spent $1.20**" in summary.data and "did not complete:** `p3`" in summary.data

@@ -43,17 +43,27 @@ async def test_tally_artifacts_and_history_agree_with_the_records(prefect_api, d
     flow_run_id = state.state_details.flow_run_id
     artifacts = await flow_run_artifacts(flow_run_id)
     assert {artifact_key("ledger", s) for s in ("costs", "cost-summary")} <= set(artifacts)
-    rows = table_data(artifacts["ledger-costs"])
-    assert sorted(r["step"] for r in rows) == ["billed", "free", "guessed"]
-    assert round(sum(r["actual_usd"] for r in rows), 6) == 0.35
-    summary = artifacts["ledger-cost-summary"].data
-    assert "spent $0.35** (planned $0.40)" in summary
-    assert "| acme | 1 | 0 | $0.30 | $0.25 | $0.00 |" in summary
-    assert "1 paid step(s) reported no actual cost" in summary
+    rows = {r["step"]: r for r in table_data(artifacts["ledger-costs"])}
+    # What a person reads on the card: named columns, money in dollars, an estimate standing in marked ≈.
+    assert list(rows["billed"]) == [
+        "step", "generator", "provider", "status", "estimated", "actual", "saved", "seconds"
+    ]  # fmt: skip
+    assert {k: rows["billed"][k] for k in ("generator", "estimated", "actual", "saved")} == {
+        "generator": "test/billed", "estimated": "$0.30", "actual": "$0.25", "saved": "$0.00"
+    }  # fmt: skip
+    assert (rows["guessed"]["actual"], rows["free"]["actual"]) == ("≈$0.10", "$0.00")
+    summary = artifacts["ledger-cost-summary"]
+    assert "spent $0.35** (planned $0.40)" in summary.data
+    assert "| acme | 1 | 0 | $0.30 | $0.25 | $0.00 |" in summary.data
+    assert "1 paid step(s) reported no actual cost" in summary.data
+    for card in (summary, artifacts["ledger-costs"]):  # a description is one line of text: no table in it
+        assert card.description.startswith("**Cost of `ledger`: spent $0.35**") and "\n" not in card.description
+        assert "|" not in card.description
 
     history = await read_history("ledger")
     mine = history[history["flow_run_id"] == str(flow_run_id)]
     assert len(mine) == len(records) and round(mine["actual_usd"].sum(), 6) == 0.35
+    assert round(mine["estimated_usd"].sum(), 6) == 0.40 and list(mine["actual_is_estimate"]).count(True) == 1
     assert set(mine["provider"]) == {"acme", "tunes", "test"}
 
     plan = await plan_pipeline(PipelineSpec.parse(LEDGER), {}, data_store)

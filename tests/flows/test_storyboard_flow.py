@@ -64,3 +64,17 @@ def test_storyboard_makes_one_narrated_scored_video(prefect_api, data_dir, regis
     assert got["brightness"] > 20, "the picture is black"
     assert got["audio_rms"] > 0.01, "the sound is silent"
     assert "Cost tally" in result.output and "final" in result.output
+
+
+def test_the_storyboard_form_describes_its_params_as_the_pipeline_does():
+    """The deployment's run form takes its descriptions from the flow's docstring; they say what the YAML says."""
+    import inspect
+
+    from prefect.utilities.callables import parameter_docstrings
+
+    from flows.storyboard import load_spec, storyboard
+
+    described = {k: " ".join(v.split()) for k, v in parameter_docstrings(inspect.getdoc(storyboard.fn)).items()}
+    params = load_spec().params
+    assert set(params) <= set(described)
+    assert {name: described[name] for name in params} == {name: p.description for name, p in params.items()}

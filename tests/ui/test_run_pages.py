@@ -176,3 +176,105 @@ def test_batch_run_page_shows_results_costs_and_previews(ui_runs, browser, ui, t
     done = page.locator("table tbody tr", has_text="completed")
     assert done.count() == rows, "one completed row per CSV row in the results table"
     page.close()
+
+
+MONEY = re.compile(r"^≈?\$\d+\.\d{2,}$")
+COST_COLUMNS = ["step", "generator", "provider", "status", "estimated", "actual", "saved", "seconds"]
+
+
+def artifacts_of(runs, flow_run_id: str) -> list[dict]:
+    """Every artifact of the run and of its task runs, keyed or not."""
+    body = {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
+    return httpx.post(f"{runs.server.api_url}/artifacts/filter", json=body, timeout=30).json()
+
+
+def header_gaps(page, table) -> list[tuple[str, str, float]]:
+    """(cell, next cell, pixels between their texts) along a table's header row: what a reader sees."""
+    return table.evaluate(
+        """t => {
+            const cells = [...t.querySelectorAll('thead th')];
+            const box = c => {
+                const r = document.createRange();
+                r.selectNodeContents(c);
+                return r.getBoundingClientRect();
+            };
+            return cells.slice(1).map((c, i) =>
+                [cells[i].innerText.trim(), c.innerText.trim(), box(c).left - box(cells[i]).right]);
+        }"""
+    )
+
+
+def open_artifact(page, runs, ui: str, flow_run_id: str, key: str):
+    base = runs.server.url + ("" if ui == "v1" else "/v2")
+    page.goto(f"{base}/artifacts/artifact/{artifact_id(runs, flow_run_id, key)}", wait_until="domcontentloaded")
+    page.wait_for_selector("table thead th", timeout=WAIT_MS)
+
+
+def artifacts_tab_text(page, runs, flow_run_id: str, ui: str, card: str) -> str:
+    """The run page's Artifacts tab as text, once the card named `card` is shown."""
+    page.goto(run_page_url(runs, flow_run_id, ui), wait_until="domcontentloaded")
+    page.get_by_text("Artifacts", exact=True).first.click()
+    page.get_by_text(card, exact=False).first.wait_for(timeout=WAIT_MS)
+    return page.inner_text("body")
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_cost_cards_are_readable_tables_in_dollars(ui_runs, browser, ui, tmp_path):
+    run_id = ui_runs.runs["storyboard"]
+    page = browser.new_page()
+    cards = artifacts_tab_text(page, ui_runs, run_id, ui, "storyboard-cost-summary")
+    assert "providerstepscached" not in cards.replace(" ", "").replace("\n", "").replace("\t", "")
+    assert re.search(r"Cost of\s*storyboard\s*: spent \$0\.00", cards)
+
+    # The summary: its per-provider table has a cell per column, with space between them.
+    open_artifact(page, ui_runs, ui, run_id, "storyboard-cost-summary")
+    save_screenshot(page, tmp_path, f"{ui}-storyboard-cost-summary", height=900)
+    tables = page.locator("table", has=page.locator("th", has_text="provider"))
+    assert tables.count() == 1, "the summary's table is shown once (not again, squashed, in the description)"
+    heads = [h.strip() for h in tables.first.locator("thead th").all_inner_texts()]
+    assert heads == ["provider", "steps", "cached", "estimated", "actual", "saved"]
+    gaps = header_gaps(page, tables.first)
+    assert all(gap >= 8 for _, _, gap in gaps), f"header cells run together: {gaps}"
+    local = [
+        c.strip() for c in tables.first.locator("tbody tr", has_text="local").first.locator("td").all_inner_texts()
+    ]
+    assert local[0] == "local" and all(MONEY.match(c) for c in local[3:]), local
+
+    # The cost table: named columns, money as dollars.
+    open_artifact(page, ui_runs, ui, run_id, "storyboard-costs")
+    heads = [h.strip() for h in page.locator("table thead th").all_inner_texts() if h.strip()]
+    assert heads == COST_COLUMNS, heads
+    first = [c.strip() for c in page.locator("table tbody tr", has_text="local/").first.locator("td").all_inner_texts()]
+    money = first[heads.index("estimated") : heads.index("saved") + 1]
+    assert len(money) == 3 and all(MONEY.match(c) for c in money), first
+    page.close()
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_no_progress_card_is_anonymous(ui_runs, browser, ui):
+    for what, run_id in ui_runs.runs.items():
+        progress = [a for a in artifacts_of(ui_runs, run_id) if a["type"] == "progress"]
+        anonymous = [a for a in progress if not a["key"] or not a["description"]]
+        assert not anonymous, f"{what}: progress artifacts without a key or description: {anonymous}"
+        page = browser.new_page()
+        text = artifacts_tab_text(page, ui_runs, run_id, ui, "cost-summary")
+        assert "No description" not in text, f"{what}: a card says 'No description'"
+        page.close()
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_a_batch_run_carries_the_cost_table_of_its_rows(ui_runs, browser, ui, tmp_path):
+    run_id = ui_runs.runs["batch"]
+    page = browser.new_page()
+    text = artifacts_tab_text(page, ui_runs, run_id, ui, "slideshow-batch-costs")
+    assert "slideshow-batch-cost-summary" in text
+    assert re.search(r"Cost of the\s*slideshow\s*batch: spent \$0\.00", text), "the batch's cost totals are not shown"
+
+    open_artifact(page, ui_runs, ui, run_id, "slideshow-batch-costs")
+    save_screenshot(page, tmp_path, f"{ui}-batch-cost-table", height=900)
+    heads = [h.strip() for h in page.locator("table thead th").all_inner_texts() if h.strip()]
+    assert heads == ["row", *COST_COLUMNS], heads
+    shown = page.locator("table tbody tr", has_text="local/")
+    steps = 3 * 4  # three CSV rows of the four-step slideshow
+    assert shown.count() == (min(steps, 10) if ui == "v2" else steps), "one row per step of every batch row"
+    page.close()
