@@ -96,6 +96,8 @@ class RunProgress:
             case StepDone(label=label, record=record):
                 self.records_so_far.append(record)
                 status = "cached" if record.cached else "done"
+                if record.remade:  # a cached answer whose bytes could not be served: say why it ran
+                    status = f"done ({record.remade})"
                 self.states[label] = (
                     f"[green]{status}[/] {record.wall_seconds:.1f}s {usd(record.actual_usd)}",
                     record.generator,
@@ -251,8 +253,9 @@ def cost_table(records: list[CostRecord]) -> Table:
         table.add_column(col, justify="right" if right else "left", no_wrap=col in ("step", "generator"))
     for r in records:
         actual = usd(r.actual_usd) + ("*" if r.actual_is_estimate and r.actual_usd else "")
+        status = f"{r.status} ({r.remade})" if r.remade else r.status
         table.add_row(
-            r.step, r.generator, r.status, usd(r.estimated_usd), actual, usd(r.saved_usd), f"{r.wall_seconds:.1f}"
+            r.step, r.generator, status, usd(r.estimated_usd), actual, usd(r.saved_usd), f"{r.wall_seconds:.1f}"
         )
     t = totals(records)
     table.add_row("total", "", "", usd(t["estimated_usd"]), usd(t["actual_usd"]), usd(t["saved_usd"]), "", style="bold")

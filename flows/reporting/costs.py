@@ -43,10 +43,12 @@ class CostRecord(BaseModel):
     wall_seconds: float = 0.0
     compute_seconds: float = 0.0
     error: str | None = None
+    # Why a step with a cached answer was made again: "re-made: object missing" / "re-made: bytes changed".
+    remade: str | None = None
 
 
 def frame(records: list[CostRecord]) -> pd.DataFrame:
-    df = pd.DataFrame([r.model_dump() for r in records], columns=[*COLUMNS, "error"])
+    df = pd.DataFrame([r.model_dump() for r in records], columns=[*COLUMNS, "error", "remade"])
     for col in ("estimated_usd", "actual_usd", "saved_usd"):
         df[col] = df[col].map(lambda v: Decimal(str(v)) if v is not None else Decimal(0))
     return df
@@ -98,6 +100,7 @@ def table_rows(records: list[CostRecord]) -> list[dict[str, Any]]:
             "run_id": r.run_id,
             "pipeline": r.pipeline,
             "error": r.error or "",
+            "remade": r.remade or "",
         }
         for r in records
     ]
@@ -122,6 +125,10 @@ def summary_markdown(pipeline: str, records: list[CostRecord]) -> str:
     flagged = [r for r in records if r.actual_is_estimate and not r.cached and r.estimated_usd > 0]
     if flagged:
         lines += ["", f"_{len(flagged)} paid step(s) reported no actual cost; their estimate is counted._"]
+    remade = [r for r in records if r.remade]
+    if remade:
+        lines += ["", f"**{len(remade)} step(s) re-made** (their cached bytes could not be served): "]
+        lines[-1] += ", ".join(f"`{r.step}` ({r.remade.removeprefix('re-made: ')})" for r in remade if r.remade)
     failed = [r for r in records if r.status in ("failed", "skipped")]
     if failed:
         lines += ["", f"**{len(failed)} step(s) did not complete:** " + ", ".join(f"`{r.step}`" for r in failed)]
