@@ -118,6 +118,8 @@ async def run_prefect(params: dict[str, Any], ephemeral: bool) -> dict[str, Any]
         "compute": sum(r["compute_seconds"] for r in records),
         "api_retries": len(retries),
         "totals": result["totals"],
+        "remade": {r["step"]: r["remade"] for r in records if r.get("remade")},
+        "outputs": result["outputs"],
     }
 
 

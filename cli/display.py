@@ -183,6 +183,11 @@ class BatchDisplay:
             f"[bold]{s['completed']} completed · {s['cached']} from cache · {s['failed']} failed · "
             f"{s['invalid']} invalid[/] — spent {usd(s['spent_usd'])}, saved {usd(s['saved_usd'])}"
         )
+        if duplicates := s.get("possible_duplicate_charges"):
+            self.console.print(
+                f"[yellow]{duplicates} possible duplicate charge(s):[/] a paid submission's answer was lost and the "
+                "provider offers no way to find the job, so it was submitted again; check the provider's billing."
+            )
         self.console.print(f"Results: {s['results_csv']}  {s['results_parquet']}")
 
 

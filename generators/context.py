@@ -57,6 +57,7 @@ class GeneratorContext:
         self.input_artifacts: list[Artifact] = []
         self.external_job_ids: list[str] = []
         self.actual_cost_usd: Decimal | None = None
+        self.possible_duplicate_charges = 0  # resubmissions of a paid job whose first answer was lost
         self.compute_seconds: float | None = None
         self.last_progress: tuple[float, str] = (0.0, "")
         self._tmpdir: Path | None = None
@@ -105,13 +106,37 @@ class GeneratorContext:
                 "submitted_at": _now(),
                 **details,
             }
-            await self.store.write_json(f"journal/{self.cache_key}.json", entry)
+            await self._journal(entry)
+
+    async def journal_intent(self, **details: str) -> None:
+        """Record, *before* submitting a paid job, that this step is about to: if the answer is lost (a dropped
+        connection after the provider took the job), the next attempt knows a job may exist and looks for it."""
+        if self.cache_key:
+            entry = {"job_id": None, "generator": self.generator, "run_id": self.run_id, "intent_at": _now(), **details}
+            await self._journal(entry)
+
+    async def _journal(self, entry: dict) -> None:
+        # The count of possible duplicates travels with the step's journal: the attempt that resubmitted may fail
+        # later (a 429 on the result) and the one that finishes, rejoining the job, must still report it.
+        if self.possible_duplicate_charges:
+            entry["possible_duplicates"] = self.possible_duplicate_charges
+        await self.store.write_json(f"journal/{self.cache_key}.json", entry)
+
+    def count_possible_duplicate(self) -> None:
+        """A paid job is submitted again though an earlier submission of it may have been billed (its answer was
+        lost and the provider offers no way to find it): the cost tally and the run summary say so."""
+        self.possible_duplicate_charges += 1
 
     async def previous_job(self) -> dict | None:
         """The job an earlier attempt of this same step submitted, if any."""
         if not self.cache_key:
             return None
-        return await self.store.read_json(f"journal/{self.cache_key}.json")
+        entry = await self.store.read_json(f"journal/{self.cache_key}.json")
+        if entry is not None:
+            self.possible_duplicate_charges = max(
+                self.possible_duplicate_charges, int(entry.get("possible_duplicates", 0))
+            )
+        return entry
 
     async def clear_job(self) -> None:
         if self.cache_key:

@@ -192,6 +192,7 @@ def summary(pipeline: str, results: list[RowResult], csv_path: str, parquet_path
         **counts,
         "spent_usd": str(sum((r.cost_usd for r in results), Decimal(0))),
         "saved_usd": str(sum((r.saved_usd for r in results), Decimal(0))),
+        "possible_duplicate_charges": sum(rec.possible_duplicates for r in results for rec in r.records),
         "results_csv": csv_path,
         "results_parquet": parquet_path,
     }
@@ -207,6 +208,12 @@ def summary_markdown(summary: dict[str, Any], results: list[RowResult]) -> str:
         "",
         f"Results: `{summary['results_csv']}` and `{summary['results_parquet']}`",
     ]
+    if duplicates := summary.get("possible_duplicate_charges"):
+        lines += [
+            "",
+            f"**{duplicates} possible duplicate charge(s)**: paid submissions sent again after their answer was "
+            "lost, at a provider that offers no way to find the job; check its billing.",
+        ]
     bad = [r for r in results if r.status in RERUN_STATUSES]
     if bad:
         lines += ["", "| row | status | error |", "|---:|---|---|"]

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from prefect import get_run_logger
 
 from generators.base import GeneratorResult
-from generators.errors import BoardflowError, BudgetExceededError, DamagedArtifactError, InputError
+from generators.errors import BoardflowError, BudgetExceededError, DamagedArtifactError, InputError, is_retryable
 from generators.registry import Registry
 from generators.storage import ArtifactStore
 
@@ -65,6 +65,12 @@ class PipelineRunner:
     records: list[CostRecord] = field(default_factory=list)
     results: StepResults = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, BaseException] = field(default_factory=dict)  # what each failed step raised
+
+    @property
+    def failed_transiently(self) -> bool:
+        """Every step that failed did so for a fault a retry can cure (429, 5xx, timeouts, dropped connections)."""
+        return bool(self.errors) and all(is_retryable(e) for e in self.errors.values())
 
     def __post_init__(self) -> None:
         self._calls: dict[str, StepCall] = {}  # by label: the call each finished step ran
@@ -98,6 +104,7 @@ class PipelineRunner:
                 done[name].set_result(True)
             except Exception as exc:  # recorded; independent branches go on
                 self.failures.setdefault(name, str(exc))
+                self.errors.setdefault(name, exc)
                 done[name].set_result(False)
 
         await asyncio.gather(*(run_step(name) for name in self.plan.order))
@@ -271,6 +278,7 @@ class PipelineRunner:
         else:
             spent = record.actual_usd = result.cost_usd
             record.actual_is_estimate = result.actual_cost_usd is None
+            record.possible_duplicates = result.possible_duplicate_charges
         self.budget.settle(call, self, spent)
         self.sink(StepDone(call.label, record, result))
         return result

@@ -45,10 +45,12 @@ class CostRecord(BaseModel):
     error: str | None = None
     # Why a step with a cached answer was made again: "re-made: object missing" / "re-made: bytes changed".
     remade: str | None = None
+    # Paid submissions sent again after an answer was lost, with no way to find the first: maybe billed twice.
+    possible_duplicates: int = 0
 
 
 def frame(records: list[CostRecord]) -> pd.DataFrame:
-    df = pd.DataFrame([r.model_dump() for r in records], columns=[*COLUMNS, "error", "remade"])
+    df = pd.DataFrame([r.model_dump() for r in records], columns=[*COLUMNS, "error", "remade", "possible_duplicates"])
     for col in ("estimated_usd", "actual_usd", "saved_usd"):
         df[col] = df[col].map(lambda v: Decimal(str(v)) if v is not None else Decimal(0))
     return df
@@ -101,6 +103,7 @@ def table_rows(records: list[CostRecord]) -> list[dict[str, Any]]:
             "pipeline": r.pipeline,
             "error": r.error or "",
             "remade": r.remade or "",
+            "possible_duplicates": r.possible_duplicates,
         }
         for r in records
     ]
@@ -129,6 +132,13 @@ def summary_markdown(pipeline: str, records: list[CostRecord]) -> str:
     if remade:
         lines += ["", f"**{len(remade)} step(s) re-made** (their cached bytes could not be served): "]
         lines[-1] += ", ".join(f"`{r.step}` ({r.remade.removeprefix('re-made: ')})" for r in remade if r.remade)
+    if duplicates := sum(r.possible_duplicates for r in records):
+        lines += [
+            "",
+            f"**{duplicates} possible duplicate charge(s):** a paid submission's answer was lost and the provider "
+            "offers no way to find the job it may have made, so it was submitted again: check the provider's "
+            "billing for " + ", ".join(f"`{r.step}`" for r in records if r.possible_duplicates) + ".",
+        ]
     failed = [r for r in records if r.status in ("failed", "skipped")]
     if failed:
         lines += ["", f"**{len(failed)} step(s) did not complete:** " + ", ".join(f"`{r.step}`" for r in failed)]
