@@ -55,3 +55,31 @@ async def test_a_flaky_provider_batch_finishes_in_one_pass_billed_once_per_resul
         assert bills == ROWS and summary["possible_duplicate_charges"] == 0
     else:  # no way to find them: billed again, and every one of those said so
         assert bills == ROWS + 3 and summary["possible_duplicate_charges"] == 3
+
+
+def test_the_batch_summary_and_table_own_up_to_possible_duplicate_charges(tmp_path):
+    import io
+    from decimal import Decimal
+
+    from rich.console import Console
+
+    from cli.display import BatchDisplay
+    from flows.batch import results as batch_results
+    from flows.events import BatchFinished
+    from flows.reporting.costs import CostRecord, summary_markdown
+
+    record = CostRecord(
+        pipeline="p", step="still", generator="fal/flux-schnell", provider="fal", status="completed",
+        estimated_usd=Decimal("0.003"), actual_usd=Decimal("0.003"), actual_is_estimate=True, cached=False,
+        possible_duplicates=2,
+    )  # fmt: skip
+    row = batch_results.from_records("p", 1, [record], {}, None, 1.0, "run-1")
+    summary = batch_results.summary("p", [row], "r.csv", "r.parquet")
+    assert summary["possible_duplicate_charges"] == 2
+    assert "**2 possible duplicate charge(s):**" in summary_markdown("p", [record])  # the run's own cost summary
+    assert "**2 possible duplicate charge(s)**" in batch_results.summary_markdown(summary, [row])
+    out = io.StringIO()
+    display = BatchDisplay(Console(file=out, width=200))
+    display(BatchFinished(summary, [row]))
+    display.print_results()
+    assert "2 possible duplicate charge(s):" in out.getvalue()
