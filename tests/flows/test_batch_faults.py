@@ -83,3 +83,12 @@ def test_the_batch_summary_and_table_own_up_to_possible_duplicate_charges(tmp_pa
     display(BatchFinished(summary, [row]))
     display.print_results()
     assert "2 possible duplicate charge(s):" in out.getvalue()
+
+
+def test_row_retries_stop_at_three_per_row_and_at_the_batch_budget():
+    from flows.batch.runner import RowRetries
+
+    retries = RowRetries(total=4)
+    assert [retries.take(tries) for tries in range(4)] == [True, True, True, False]  # one row: 3 re-runs
+    assert retries.take(0) is True and retries.take(0) is False  # the batch's 4 are spent
+    assert 0.5 <= retries.delay(0) <= 1.5 and retries.delay(10) <= 45
