@@ -14,6 +14,12 @@ The second run, a new process on the same data folder, must then:
 - finish at all: a SIGKILLed step leaves its cache lock behind, which must not block its re-run;
 - clean up after the killed one: on the server it is Crashed, not Running, and its `boardflow-<pid>-*`
   scratch folders are gone from the temp dir.
+Then the store is damaged three ways — an object deleted together with its `results/` record (Prefect's
+own cache record is all that still names it), bytes flipped inside the final MP4, and bytes flipped inside
+an intermediate PNG — and the pipeline runs a third time. It must re-make exactly the steps whose artifacts
+were damaged (the tally says why), and afterwards every object a result names must hold the bytes its
+sha256 names: bytes served that do not match their name must be 0. (Bills per result are measured where
+there are bills: bench/hosted_batch_bench.py.)
 Exit 1 if any of that fails.
 """
 
@@ -30,7 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.orchestration_bench import RESULT_MARK, base_env, load, prefect_server, storyboard_params
+from bench.orchestration_bench import RESULT_MARK, base_env, load, prefect_server, run_child, storyboard_params
+from generators.storage import sha256_file
 
 
 def finished_results(store: Path) -> set[str]:
@@ -135,8 +142,73 @@ def main(scenes: int, resolution: str) -> int:
                     list(scratch.glob(f"boardflow-{pid}-*"))
                 ),
             }
+            needing = damage(store, result)
+            third = run_child("bench.orchestration_bench", cmd[3:], env)
+            mismatched = served_mismatches(store)
     print(f"second run: {result['seconds']:.1f} s, {result['cached']}/{result['steps']} step runs from the cache")
-    return report(result, indexed_before, made_before, made_after, total, stale_locks, hygiene)
+    failed = report(result, indexed_before, made_before, made_after, total, stale_locks, hygiene)
+    return report_damage(needing, third, mismatched) or failed
+
+
+def result_artifacts(record: dict) -> list[dict]:
+    return [
+        art
+        for value in record["outputs"].values()
+        for art in (value if isinstance(value, list) else [value])
+        if isinstance(art, dict) and "sha256" in art
+    ]
+
+
+def flip_a_byte(path: Path) -> None:
+    with path.open("r+b") as fh:
+        fh.seek(path.stat().st_size // 2)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+def damage(store: Path, result: dict) -> dict[str, str]:
+    """Delete an audio object with its results/ record, flip bytes in the final MP4 and in one PNG.
+
+    Returns what each damaged object was (sha256 → fault): the steps whose results name them need re-making."""
+    records = {p: json.loads(p.read_text()) for p in (store / "results").glob("*.json")}
+    by_sha = {art["sha256"]: (path, art) for path, rec in records.items() for art in result_artifacts(rec)}
+    final = result["outputs"]["video"]["sha256"]
+    png = next(sha for sha, (_, art) in by_sha.items() if art.get("format") == "png")
+    wav = next(sha for sha, (_, art) in by_sha.items() if art.get("kind") == "audio" and sha != final)
+    for sha in (final, png):
+        flip_a_byte(next((store / "objects" / sha[:2]).glob(f"{sha}.[!j]*")))
+    next((store / "objects" / wav[:2]).glob(f"{wav}.[!j]*")).unlink()
+    by_sha[wav][0].unlink()  # its results/ record too: only Prefect's cache record still names it
+    return {final: "bytes changed", png: "bytes changed", wav: "object missing"}
+
+
+def served_mismatches(store: Path) -> list[str]:
+    """Objects named by a result of the index whose bytes are missing or hash to something else."""
+    bad = []
+    for path in (store / "results").glob("*.json"):
+        for art in result_artifacts(json.loads(path.read_text())):
+            found = list((store / "objects" / art["sha256"][:2]).glob(f"{art['sha256']}.[!j]*"))
+            if not found or sha256_file(found[0])[0] != art["sha256"]:
+                bad.append(art["sha256"][:12])
+    return bad
+
+
+def report_damage(needing: dict[str, str], third: dict, mismatched: list[str]) -> int:
+    remade = third["remade"]
+    print(f"\nDamaged store ({len(needing)} objects: {sorted(needing.values())}), then run again:")
+    print(f"  steps re-made / steps that needed re-making: {len(remade)} / {len(needing)}")
+    for step, why in sorted(remade.items()):
+        print(f"    {step}: {why}")
+    print(f"  bytes served that do not match their name: {len(mismatched)} (must be 0)")
+    problems = []
+    if sorted(w.removeprefix("re-made: ") for w in remade.values()) != sorted(needing.values()):
+        problems.append("the steps re-made are not the ones whose artifacts were damaged")
+    if mismatched:
+        problems.append(f"objects named by results do not hold their bytes: {mismatched}")
+    for problem in problems:
+        print(f"  FAILED: {problem}")
+    return 1 if problems else 0
 
 
 def report(

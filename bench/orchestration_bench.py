@@ -54,6 +54,7 @@ def cpu_seconds() -> float:
 
 # -- child side -------------------------------------------------------------------------------------------
 async def run_direct(params: dict[str, Any]) -> dict[str, Any]:
+    from flows.engine.tasks import Outcome
     from flows.pipeline import PipelineRunner, make_plan
     from flows.pipeline.validate import validate
     from flows.storyboard import load_spec
@@ -72,7 +73,7 @@ async def run_direct(params: dict[str, Any]) -> dict[str, Any]:
             async with GeneratorContext(self.store, step=call.label) as ctx, hold():
                 result = await call.generator.run(call.inputs, ctx, estimate=call.estimate)
             self.compute.append(result.compute_seconds)
-            return result, False
+            return Outcome(result, False)
 
     spec, registry, store = load_spec(), get_registry(), open_store()
     values = spec.resolve_params(params)
@@ -125,6 +126,8 @@ async def run_prefect(params: dict[str, Any], ephemeral: bool) -> dict[str, Any]
         "compute": sum(r["compute_seconds"] for r in records),
         "api_retries": len(retries),
         "totals": result["totals"],
+        "remade": {r["step"]: r["remade"] for r in records if r.get("remade")},
+        "outputs": result["outputs"],
     }
 
 

@@ -96,6 +96,8 @@ class RunProgress:
             case StepDone(label=label, record=record):
                 self.records_so_far.append(record)
                 status = "cached" if record.cached else "done"
+                if record.remade:  # a cached answer whose bytes could not be served: say why it ran
+                    status = f"done ({record.remade})"
                 self.states[label] = (
                     f"[green]{status}[/] {record.wall_seconds:.1f}s {usd(record.actual_usd)}",
                     record.generator,
@@ -181,6 +183,11 @@ class BatchDisplay:
             f"[bold]{s['completed']} completed · {s['cached']} from cache · {s['failed']} failed · "
             f"{s['invalid']} invalid[/] — spent {usd(s['spent_usd'])}, saved {usd(s['saved_usd'])}"
         )
+        if duplicates := s.get("possible_duplicate_charges"):
+            self.console.print(
+                f"[yellow]{duplicates} possible duplicate charge(s):[/] a paid submission's answer was lost and the "
+                "provider offers no way to find the job, so it was submitted again; check the provider's billing."
+            )
         self.console.print(f"Results: {s['results_csv']}  {s['results_parquet']}")
 
 
@@ -251,8 +258,9 @@ def cost_table(records: list[CostRecord]) -> Table:
         table.add_column(col, justify="right" if right else "left", no_wrap=col in ("step", "generator"))
     for r in records:
         actual = usd(r.actual_usd) + ("*" if r.actual_is_estimate and r.actual_usd else "")
+        status = f"{r.status} ({r.remade})" if r.remade else r.status
         table.add_row(
-            r.step, r.generator, r.status, usd(r.estimated_usd), actual, usd(r.saved_usd), f"{r.wall_seconds:.1f}"
+            r.step, r.generator, status, usd(r.estimated_usd), actual, usd(r.saved_usd), f"{r.wall_seconds:.1f}"
         )
     t = totals(records)
     table.add_row("total", "", "", usd(t["estimated_usd"]), usd(t["actual_usd"]), usd(t["saved_usd"]), "", style="bold")

@@ -47,6 +47,9 @@ class GeneratorResult(BaseModel):
     # True when an orchestrator handed back an earlier run's stored result instead of running again:
     # nothing was spent or computed this time (a cache hit by another route).
     reused: bool = False
+    # Paid submissions sent again after an earlier one's answer was lost, where the provider offers no way to
+    # find the job it may have made: each may have been billed twice.
+    possible_duplicate_charges: int = 0
 
     @property
     def cost_usd(self) -> Decimal:
@@ -143,6 +146,7 @@ class BaseGenerator(ABC):
             actual_cost_usd=context.actual_cost_usd,
             compute_seconds=context.compute_seconds if context.compute_seconds is not None else elapsed,
             external_job_ids=list(context.external_job_ids),
+            possible_duplicate_charges=context.possible_duplicate_charges,
         )
 
 

@@ -13,8 +13,9 @@ from typing import TypeVar
 from urllib.parse import ParseResult, unquote, urlparse
 
 from .artifacts import ARTIFACT_CLASSES, Artifact, AudioArtifact, ImageArtifact, TextArtifact, VideoArtifact
-from .errors import ArtifactDecodeError, StorageError, UnsafeURLError, shorten
+from .errors import ArtifactDecodeError, DamagedArtifactError, StorageError, UnsafeURLError, shorten
 from .fetch import FetchPolicy, download
+from .integrity import CHANGED, MISSING
 from .media import probe
 from .scratch import new_scratch_dir
 from .sidecars import MadeBy, write_sidecar
@@ -56,6 +57,7 @@ class GeneratorContext:
         self.input_artifacts: list[Artifact] = []
         self.external_job_ids: list[str] = []
         self.actual_cost_usd: Decimal | None = None
+        self.possible_duplicate_charges = 0  # resubmissions of a paid job whose first answer was lost
         self.compute_seconds: float | None = None
         self.last_progress: tuple[float, str] = (0.0, "")
         self._tmpdir: Path | None = None
@@ -104,13 +106,37 @@ class GeneratorContext:
                 "submitted_at": _now(),
                 **details,
             }
-            await self.store.write_json(f"journal/{self.cache_key}.json", entry)
+            await self._journal(entry)
+
+    async def journal_intent(self, **details: str) -> None:
+        """Record, *before* submitting a paid job, that this step is about to: if the answer is lost (a dropped
+        connection after the provider took the job), the next attempt knows a job may exist and looks for it."""
+        if self.cache_key:
+            entry = {"job_id": None, "generator": self.generator, "run_id": self.run_id, "intent_at": _now(), **details}
+            await self._journal(entry)
+
+    async def _journal(self, entry: dict) -> None:
+        # The count of possible duplicates travels with the step's journal: the attempt that resubmitted may fail
+        # later (a 429 on the result) and the one that finishes, rejoining the job, must still report it.
+        if self.possible_duplicate_charges:
+            entry["possible_duplicates"] = self.possible_duplicate_charges
+        await self.store.write_json(f"journal/{self.cache_key}.json", entry)
+
+    def count_possible_duplicate(self) -> None:
+        """A paid job is submitted again though an earlier submission of it may have been billed (its answer was
+        lost and the provider offers no way to find it): the cost tally and the run summary say so."""
+        self.possible_duplicate_charges += 1
 
     async def previous_job(self) -> dict | None:
         """The job an earlier attempt of this same step submitted, if any."""
         if not self.cache_key:
             return None
-        return await self.store.read_json(f"journal/{self.cache_key}.json")
+        entry = await self.store.read_json(f"journal/{self.cache_key}.json")
+        if entry is not None:
+            self.possible_duplicate_charges = max(
+                self.possible_duplicate_charges, int(entry.get("possible_duplicates", 0))
+            )
+        return entry
 
     async def clear_job(self) -> None:
         if self.cache_key:
@@ -137,18 +163,20 @@ class GeneratorContext:
         url = artifact.storage_url
         parsed = _parse(url)
         key = self.store.key_for(url)
-        if key is not None:
+        if key is not None:  # an object of the store: gone or changed, the step that made it can make it again
             local = self.store.local_path(key)
             if local is None:
                 dest = self.temp_path(Path(key).suffix)
-                await self.store.get_to_path(key, dest)
-                return await _verified(dest, artifact, url, scratch=True)
+                try:
+                    await self.store.get_to_path(key, dest)
+                except StorageError:
+                    if await self.store.fingerprint(key) is None:
+                        raise _missing(artifact, url) from None
+                    raise
+                return await _verified(dest, artifact, url, scratch=True, stored=True)
             if not local.exists():
-                raise StorageError(
-                    f"Artifact {artifact.short} is missing from the store ({local}).",
-                    hint="Re-run the step that made it (use --refresh).",
-                )
-            return await _verified(local, artifact, url)
+                raise _missing(artifact, url)
+            return await _verified(local, artifact, url, stored=True)
         if parsed.scheme == "s3":
             return await self._resolve_s3(artifact, parsed.netloc, parsed.path.lstrip("/"))
         if parsed.scheme in ("http", "https"):
@@ -238,7 +266,7 @@ class GeneratorContext:
             **extra,
         )
         try:
-            await self._write_sidecar(artifact, stored.key)
+            await self._write_sidecar(artifact, stored.key, stored.fingerprint)
         except BaseException:
             if stored.created:  # an object without its sidecar is invisible to lineage: keep neither
                 await self.store.delete(stored.key)
@@ -277,9 +305,9 @@ class GeneratorContext:
         await self.store.get_to_path(key, dest)
         return dest
 
-    async def _write_sidecar(self, artifact: Artifact, key: str) -> None:
+    async def _write_sidecar(self, artifact: Artifact, key: str, stored: str) -> None:
         made_by = MadeBy(generator=self.generator, input_digest=self.cache_key, step=self.step)
-        await write_sidecar(self.store, artifact, key, made_by, self.run_id)
+        await write_sidecar(self.store, artifact, key, made_by, self.run_id, stored)
 
 
 def _parse(url: str) -> ParseResult:
@@ -291,8 +319,21 @@ def _parse(url: str) -> ParseResult:
     return parsed
 
 
-async def _verified(path: Path, artifact: Artifact, url: str, *, scratch: bool = False) -> Path:
-    """`path` once its size and sha256 are the artifact's; a scratch copy that is not is removed."""
+def _missing(artifact: Artifact, url: str) -> DamagedArtifactError:
+    return DamagedArtifactError(
+        f"Artifact {artifact.short} is missing from the store ({shorten(url)}).",
+        sha256=artifact.sha256,
+        problem=MISSING,
+        hint="Run again: the step that made it is made again (or use --refresh).",
+    )
+
+
+async def _verified(path: Path, artifact: Artifact, url: str, *, scratch: bool = False, stored: bool = False) -> Path:
+    """`path` once its size and sha256 are the artifact's; a scratch copy that is not is removed.
+
+    `stored`: the bytes came from this store's object, so a mismatch is a DamagedArtifactError (the step
+    that made the object can make it again); from anywhere else it is a plain StorageError.
+    """
     if not path.is_file():
         raise StorageError(
             f"{shorten(url)} holds no file, so not artifact {artifact.short}.",
@@ -305,9 +346,16 @@ async def _verified(path: Path, artifact: Artifact, url: str, *, scratch: bool =
     if scratch:
         path.unlink(missing_ok=True)  # wrong bytes must not stay where a later step could pick them up
     found = f"its bytes hash to {sha[:12]}" if sha else f"it holds {size} bytes, not {artifact.size_bytes}"
+    message = f"{shorten(url)} does not hold artifact {artifact.short}: {found}."
+    if stored:
+        raise DamagedArtifactError(
+            message,
+            sha256=artifact.sha256,
+            problem=CHANGED,
+            hint="It changed after it was made; run again: the step that made it is made again (or use --refresh).",
+        )
     raise StorageError(
-        f"{shorten(url)} does not hold artifact {artifact.short}: {found}.",
-        hint="The file changed after it was made; re-run the step that made it (use --refresh).",
+        message, hint="The file changed after it was made; re-run the step that made it (use --refresh)."
     )
 
 

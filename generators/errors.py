@@ -18,6 +18,7 @@
     ├── UnexpectedResponseError       a body that does not match the provider's documented shape
     ├── MediaProcessingError          ffmpeg (or a decoder) failed; carries the command and stderr tail
     ├── StorageError                  the artifact store could not read or write
+    │   └── DamagedArtifactError      a stored object is gone or holds other bytes than its name
     └── BudgetExceededError           a plan or a run would cross max_cost_usd
 
 `retryable` on each class tells the orchestration layer whether a retry can help.
@@ -217,6 +218,28 @@ class MediaProcessingError(BoardflowError):
 
 class StorageError(BoardflowError):
     default_hint = "Check that the artifact store (BOARDFLOW_STORE) is reachable and writable."
+
+
+class DamagedArtifactError(StorageError):
+    """An artifact's object is missing from the store or no longer holds the bytes its sha256 names.
+
+    `problem` is "object missing" or "bytes changed"; a pipeline that knows which step made the artifact
+    makes that step again instead of failing.
+    """
+
+    default_hint = "Run again: boardflow re-makes the step that produced it (or use --refresh)."
+
+    def __init__(self, message: str, *, sha256: str, problem: str, hint: str | None = None) -> None:
+        self.sha256 = sha256
+        self.problem = problem
+        super().__init__(message, hint=hint)
+
+    def __reduce__(self):  # keyword-only arguments: pickled (Prefect's failed states) as what they are
+        return _damaged, (self.message, self.sha256, self.problem, self.hint)
+
+
+def _damaged(message: str, sha256: str, problem: str, hint: str | None) -> DamagedArtifactError:
+    return DamagedArtifactError(message, sha256=sha256, problem=problem, hint=hint)
 
 
 class BudgetExceededError(BoardflowError):

@@ -192,6 +192,7 @@ def summary(pipeline: str, results: list[RowResult], csv_path: str, parquet_path
         **counts,
         "spent_usd": str(sum((r.cost_usd for r in results), Decimal(0))),
         "saved_usd": str(sum((r.saved_usd for r in results), Decimal(0))),
+        "possible_duplicate_charges": sum(rec.possible_duplicates for r in results for rec in r.records),
         "results_csv": csv_path,
         "results_parquet": parquet_path,
     }
@@ -204,7 +205,13 @@ def summary_line(summary: dict[str, Any]) -> str:
         f"**{summary['completed']} completed · {summary['cached']} from cache · {summary['failed']} failed · "
         f"{summary['invalid']} invalid**, spent **{usd(Decimal(summary['spent_usd']))}**, "
         f"saved {usd(Decimal(summary['saved_usd']))} by cache. "
-        f"Results: `{summary['results_csv']}` and `{summary['results_parquet']}`"
+        + (
+            f"**{duplicates} possible duplicate charge(s)**: paid submissions sent again after their answer was "
+            "lost, at a provider that offers no way to find the job; check its billing. "
+            if (duplicates := summary.get("possible_duplicate_charges"))
+            else ""
+        )
+        + f"Results: `{summary['results_csv']}` and `{summary['results_parquet']}`"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +27,31 @@ RowFlow = Callable[[BatchRow, PipelineRunner], Awaitable[State]]
 
 
 @dataclass
+class RowRetries:
+    """Row runs a batch may spend, within one pass, on rows that failed only for transient faults.
+
+    A step's own task retries come first; a row that still failed on a 429, a 5xx or a dropped connection is
+    run again (its finished steps come from the cache, a lost submission is found or counted) after a short
+    back-off, until `per_row` re-runs of it or `total` re-runs of the batch are spent. Then it stays failed
+    for `--only-failed`.
+    """
+
+    total: int
+    per_row: int = 3
+    backoff_seconds: float = 1.0
+    used: int = 0
+
+    def take(self, tries: int) -> bool:
+        if tries >= self.per_row or self.used >= self.total:
+            return False
+        self.used += 1
+        return True
+
+    def delay(self, tries: int) -> float:
+        return min(30.0, self.backoff_seconds * 2**tries) * random.uniform(0.5, 1.5)
+
+
+@dataclass
 class BatchRunner:
     """What the rows of one batch share (spec, store, provider slots, budget, tasks, sink), and how to run them."""
 
@@ -37,6 +63,7 @@ class BatchRunner:
     budget: Budget
     executor: TaskExecutor
     sink: EventSink
+    retries: RowRetries | None = None  # None: per_row 3, and as many re-runs in all as the batch has rows
 
     def row_runner(self, row: BatchRow, run_id: str | None = None) -> PipelineRunner:
         assert row.plan is not None
@@ -56,6 +83,7 @@ class BatchRunner:
     async def run(self, plan: BatchPlan, concurrency: int, row_flow: RowFlow) -> list[RowResult]:
         """Every valid row, at most `concurrency` at a time; a failing row is recorded and the others go on."""
         rows = plan.valid_rows
+        self.retries = self.retries or RowRetries(total=max(10, len(rows)))
         gate = asyncio.Semaphore(concurrency)
         progress = batch_results.Progress(self.spec.name, len(rows))
         await progress.start()
@@ -83,9 +111,16 @@ class BatchRunner:
         return batch_results.from_cache(self.spec.name, row, runner.outputs())
 
     async def _run_row(self, row: BatchRow, row_flow: RowFlow) -> RowResult:
-        runner = self.row_runner(row)
+        assert self.retries is not None
         started = time.perf_counter()
-        state = await row_flow(row, runner)
+        tries = 0
+        while True:
+            runner = self.row_runner(row)
+            state = await row_flow(row, runner)
+            if state.is_completed() or not runner.failed_transiently or not self.retries.take(tries):
+                break
+            await asyncio.sleep(self.retries.delay(tries))
+            tries += 1
         wall = time.perf_counter() - started
         run_id = str(state.state_details.flow_run_id or "")
         error = None

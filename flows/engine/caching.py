@@ -11,6 +11,7 @@ from typing import Any
 from prefect.cache_policies import CachePolicy
 
 from generators.base import BaseGenerator, GeneratorResult
+from generators.integrity import first_damage
 from generators.settings import get_settings
 from generators.storage import ArtifactStore
 
@@ -64,10 +65,11 @@ def result_storage_path() -> Path:
 
 @dataclass(frozen=True)
 class Lookup:
-    """What the result index knows of one key: nothing, a result whose artifacts are all stored, or a broken one."""
+    """What the result index knows of one key: nothing, a result whose artifacts are all intact, or a broken one."""
 
     result: GeneratorResult | None = None
     indexed: bool = False
+    problem: str | None = None  # why a broken one cannot be served: integrity.MISSING or integrity.CHANGED
 
     @property
     def usable(self) -> bool:
@@ -75,7 +77,7 @@ class Lookup:
 
     @property
     def broken(self) -> bool:
-        """Indexed once, but an artifact it names is gone from the store: the step must be made again."""
+        """Indexed once, but an artifact it names is gone or changed in the store: the step must be made again."""
         return self.indexed and self.result is None
 
 
@@ -86,7 +88,7 @@ class ResultIndex:
     """Our own record of each cached result, in the artifact store (so it is shared on S3).
 
     Prefect's cache record says *that* a step ran; this index lets a plan predict hits and lets a
-    run notice a hit whose artifacts were deleted, before asking Prefect.
+    run notice a hit whose artifacts were deleted or damaged, before asking Prefect.
     """
 
     def __init__(self, store: ArtifactStore) -> None:
@@ -100,16 +102,14 @@ class ResultIndex:
         await self.store.write_json(f"results/{key}.json", result.model_dump(mode="json"))
 
     async def lookup(self, key: str) -> Lookup:
-        """One read of the index (and an existence check per artifact): see `Lookup`."""
+        """One read of the index and a check of every artifact's bytes (generators.integrity): see `Lookup`."""
         result = await self.get(key)
         if result is None:
             return NOT_INDEXED
-        for artifact in result.artifacts():
-            found = self.store.key_for(artifact.storage_url)
-            if found is None or not await self.store.exists(found):
-                return Lookup(None, indexed=True)
+        if (damage := await first_damage(self.store, result.artifacts())) is not None:
+            return Lookup(None, indexed=True, problem=damage.problem)
         return Lookup(result, indexed=True)
 
     async def usable(self, key: str) -> GeneratorResult | None:
-        """The indexed result when every artifact it names is still in the store, else None."""
+        """The indexed result when every artifact it names is intact in the store, else None."""
         return (await self.lookup(key)).result

@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from prefect import Task, get_run_logger, task
@@ -18,6 +19,7 @@ from prefect.context import TaskRunContext
 from generators.base import BaseGenerator, GeneratorResult
 from generators.context import GeneratorContext
 from generators.errors import RateLimitError, is_retryable
+from generators.integrity import first_damage
 from generators.sidecars import MadeBy, restore_sidecars
 from generators.storage import ArtifactStore
 
@@ -204,6 +206,16 @@ def generator_task(generator: BaseGenerator, store: ArtifactStore, **overrides: 
     )
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What running a call gave: its result, whether that came from the cache, and, when a cached answer
+    could not be served and the step was made again, why ("re-made: object missing" / "re-made: bytes changed")."""
+
+    result: GeneratorResult
+    cached: bool
+    remade: str | None = None
+
+
 class TaskExecutor:
     """Runs bound calls as Prefect tasks: the task of each (generator, task options, refresh) is made once.
 
@@ -220,17 +232,46 @@ class TaskExecutor:
             self._made[key] = generator_task(generator, self.store, refresh_cache=refresh, **options)
         return self._made[key]
 
-    async def run(self, call: StepCall, refresh: bool, hold: Hold = _free) -> tuple[GeneratorResult, bool]:
-        """(result, whether it came from the cache); the step's exception when it failed."""
+    async def run(self, call: StepCall, refresh: bool, hold: Hold = _free) -> Outcome:
+        """The call's Outcome; the step's exception when it failed.
+
+        A cached answer counts only when every artifact it names is intact in the store, whichever record
+        gave it (Prefect's cache record, the result index, another machine's): otherwise the step is made
+        again, its new result replacing the record that answered.
+        """
+        result, cached = await self._run(call, refresh, hold)
+        if not cached:
+            return Outcome(result, False)
+        if not _vouched(call, result) and (damage := await first_damage(self.store, result.artifacts())):
+            get_run_logger().warning(
+                "%s: the cached result names %s, %s: making it again", call.label, damage.artifact.short, damage.problem
+            )
+            result, _ = await self._run(call, True, hold)
+            return Outcome(result, False, damage.reason)
+        # A hit names its artifacts; one whose sidecar was lost gets it back, so lineage finds it.
+        made_by = MadeBy(generator=call.generator.name, input_digest=call.key, step=call.label)
+        if restored := await restore_sidecars(self.store, result.artifacts(), made_by):
+            get_run_logger().info("%s: restored %d missing sidecar(s)", call.label, len(restored))
+        return Outcome(result, True)
+
+    async def _run(self, call: StepCall, refresh: bool, hold: Hold) -> tuple[GeneratorResult, bool]:
         task = self.task(call.generator, call.options, refresh)
         state = await task(call=call, step=call.label, hold=hold, return_state=True)
         if not state.is_completed():
             exc = await state.result(raise_on_failure=False)
             raise exc if isinstance(exc, BaseException) else RuntimeError(str(exc))
         result: GeneratorResult = await state.result()
-        cached = state.name == "Cached" or result.reused
-        if cached:  # a hit names its artifacts; one whose sidecar was lost gets it back, so lineage finds it
-            made_by = MadeBy(generator=call.generator.name, input_digest=call.key, step=call.label)
-            if restored := await restore_sidecars(self.store, result.artifacts(), made_by):
-                get_run_logger().info("%s: restored %d missing sidecar(s)", call.label, len(restored))
-        return result, cached
+        return result, state.name == "Cached" or result.reused
+
+
+def _vouched(call: StepCall, result: GeneratorResult) -> bool:
+    """Checked already: the result the index gave when the call was bound (and whose bytes were checked
+    then), or one the task took from the index itself (checked in the task)."""
+    if result.reused:
+        return True
+    checked = call.lookup.result
+    return checked is not None and _names(checked) == _names(result)
+
+
+def _names(result: GeneratorResult) -> list[tuple[str, str]]:
+    return [(a.sha256, a.storage_url) for a in result.artifacts()]

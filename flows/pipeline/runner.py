@@ -12,12 +12,12 @@ from typing import Any, Protocol
 from prefect import get_run_logger
 
 from generators.base import GeneratorResult
-from generators.errors import BoardflowError, BudgetExceededError, InputError
+from generators.errors import BoardflowError, BudgetExceededError, DamagedArtifactError, InputError, is_retryable
 from generators.registry import Registry
 from generators.storage import ArtifactStore
 
-from ..engine.caching import ResultIndex
-from ..engine.tasks import Hold, TaskExecutor
+from ..engine.caching import Lookup, ResultIndex
+from ..engine.tasks import Hold, Outcome, TaskExecutor
 from ..events import EventSink, StepDone, StepFailed, StepSkipped, StepStarted, discard
 from ..reporting.costs import CostRecord
 from .bind import StepCall, bind_raw
@@ -31,9 +31,9 @@ StepResults = dict[str, GeneratorResult | list[GeneratorResult] | None]
 
 
 class Executor(Protocol):
-    async def run(self, call: StepCall, refresh: bool, hold: Hold) -> tuple[GeneratorResult, bool]:
-        """Run the call, its generator's work inside `hold()`: (its result, whether that came from the cache);
-        raises what the step failed with."""
+    async def run(self, call: StepCall, refresh: bool, hold: Hold) -> Outcome:
+        """Run the call, its generator's work inside `hold()`: its result, whether that came from the cache
+        (and why a cached answer was not served); raises what the step failed with."""
         ...
 
 
@@ -65,8 +65,16 @@ class PipelineRunner:
     records: list[CostRecord] = field(default_factory=list)
     results: StepResults = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, BaseException] = field(default_factory=dict)  # what each failed step raised
+
+    @property
+    def failed_transiently(self) -> bool:
+        """Every step that failed did so for a fault a retry can cure (429, 5xx, timeouts, dropped connections)."""
+        return bool(self.errors) and all(is_retryable(e) for e in self.errors.values())
 
     def __post_init__(self) -> None:
+        self._calls: dict[str, StepCall] = {}  # by label: the call each finished step ran
+        self._remaking: dict[str, asyncio.Future[None]] = {}  # by sha256: a producer being made again
         self.budget = self.budget or Budget(self.spec.max_cost_usd)
         self.executor = self.executor or TaskExecutor(self.store)
         self._index = ResultIndex(self.store)
@@ -96,6 +104,7 @@ class PipelineRunner:
                 done[name].set_result(True)
             except Exception as exc:  # recorded; independent branches go on
                 self.failures.setdefault(name, str(exc))
+                self.errors.setdefault(name, exc)
                 done[name].set_result(False)
 
         await asyncio.gather(*(run_step(name) for name in self.plan.order))
@@ -139,6 +148,18 @@ class PipelineRunner:
         self.results[name] = list(outcomes)  # type: ignore[arg-type]
 
     async def _run_item(self, name: str, label: str, index: int | None, scope: Scope) -> GeneratorResult:
+        try:
+            return await self._run_generators(name, label, index, scope)
+        except DamagedArtifactError as exc:
+            # An input the store no longer holds intact: make the step that produced it again, then this one
+            # (once: a producer whose fresh bytes are damaged again is a store problem, reported as it is).
+            if not await self._remake_producer(exc):
+                raise
+            # The attempt that found the damage is not a failure of the run; the next one has its own record.
+            self.records[:] = [r for r in self.records if not (r.step == label and r.status == "failed")]
+            return await self._run_generators(name, label, index, scope)  # its results are the runner's: fresh
+
+    async def _run_generators(self, name: str, label: str, index: int | None, scope: Scope) -> GeneratorResult:
         step = self.spec.steps[name]
         raw = scope.resolve(step.inputs)
         last: BaseException | None = None
@@ -146,7 +167,7 @@ class PipelineRunner:
             try:
                 call = await self._call(name, label, index, raw, gid, attempt)
                 return await self._execute(call)
-            except InputError:
+            except (InputError, DamagedArtifactError):
                 raise  # the input is wrong: another generator will not fix it
             except Exception as exc:
                 last = exc
@@ -173,6 +194,41 @@ class PipelineRunner:
         # Not stored when planned: another step (or row) with the same key may have made it since.
         return dataclasses.replace(call, lookup=await self._index.lookup(call.key))
 
+    async def _remake_producer(self, exc: DamagedArtifactError) -> bool:
+        """Make again the step whose result holds the damaged artifact; False when no step of this run did."""
+        if exc.sha256 in self._remaking:
+            await self._remaking[exc.sha256]
+            return True
+        found = self._producer(exc.sha256)
+        if found is None:
+            return False
+        name, index, call = found
+        done = self._remaking[exc.sha256] = asyncio.get_running_loop().create_future()
+        try:
+            get_run_logger().warning("%s: an output it made is damaged (%s): making it again", call.label, exc.problem)
+            # A broken lookup: the executor makes it again, the budget counts its estimate, the tally says why.
+            result = await self._execute(dataclasses.replace(call, lookup=Lookup(indexed=True, problem=exc.problem)))
+            if index is None:
+                self.results[name] = result
+            else:
+                items = self.results[name]
+                assert isinstance(items, list)
+                items[index] = result
+        finally:
+            done.set_result(None)
+        return True
+
+    def _producer(self, sha256: str) -> tuple[str, int | None, StepCall] | None:
+        for name, value in self.results.items():
+            items = value if isinstance(value, list) else [value]
+            for i, result in enumerate(items):
+                if result is not None and any(a.sha256 == sha256 for a in result.artifacts()):
+                    index = i if isinstance(value, list) else None
+                    label = name if index is None else f"{name}[{index}]"
+                    if (call := self._calls.get(label)) is not None:
+                        return name, index, call
+        return None
+
     async def _execute(self, call: StepCall) -> GeneratorResult:
         assert self.budget is not None and self.executor is not None
         gen = call.generator
@@ -196,18 +252,23 @@ class PipelineRunner:
             self.sink(StepFailed(call.label, str(exc)))
             raise
         self.sink(StepStarted(call.label, gen.name, fallback=call.fallback > 0))
-        # Cached once, but its artifacts are gone from the store: make them again rather than hand back URLs.
+        # Cached once, but its artifacts are gone or changed in the store: make them again rather than hand
+        # back URLs of bytes that are not there.
         refresh = self.refresh or call.lookup.broken
+        remake = f"re-made: {call.lookup.problem}" if call.lookup.broken and not self.refresh else None
         started = time.perf_counter()
         spent = Decimal(0)
         try:
-            result, cached = await self.executor.run(call, refresh, hold=lambda: self.slots.slot(gen.provider))
+            outcome = await self.executor.run(call, refresh, hold=lambda: self.slots.slot(gen.provider))
         except Exception as exc:
             record.wall_seconds = time.perf_counter() - started
             record.error = str(exc)
             self.sink(StepFailed(call.label, str(exc)))
             self.budget.settle(call, self, spent)
             raise
+        result, cached = outcome.result, outcome.cached
+        self._calls[call.label] = call
+        record.remade = remake or outcome.remade
         record.wall_seconds = time.perf_counter() - started
         record.cached = cached
         record.status = "cached" if cached else "completed"
@@ -217,6 +278,7 @@ class PipelineRunner:
         else:
             spent = record.actual_usd = result.cost_usd
             record.actual_is_estimate = result.actual_cost_usd is None
+            record.possible_duplicates = result.possible_duplicate_charges
         self.budget.settle(call, self, spent)
         self.sink(StepDone(call.label, record, result))
         return result

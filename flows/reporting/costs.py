@@ -43,10 +43,14 @@ class CostRecord(BaseModel):
     wall_seconds: float = 0.0
     compute_seconds: float = 0.0
     error: str | None = None
+    # Why a step with a cached answer was made again: "re-made: object missing" / "re-made: bytes changed".
+    remade: str | None = None
+    # Paid submissions sent again after an answer was lost, with no way to find the first: maybe billed twice.
+    possible_duplicates: int = 0
 
 
 def frame(records: list[CostRecord]) -> pd.DataFrame:
-    df = pd.DataFrame([r.model_dump() for r in records], columns=[*COLUMNS, "error"])
+    df = pd.DataFrame([r.model_dump() for r in records], columns=[*COLUMNS, "error", "remade", "possible_duplicates"])
     for col in ("estimated_usd", "actual_usd", "saved_usd"):
         df[col] = df[col].map(lambda v: Decimal(str(v)) if v is not None else Decimal(0))
     return df
@@ -116,6 +120,10 @@ def table_row(r: CostRecord) -> dict[str, Any]:
     }
     if r.error:
         row["error"] = r.error
+    if r.remade:
+        row["remade"] = r.remade
+    if r.possible_duplicates:
+        row["possible duplicates"] = r.possible_duplicates
     return row
 
 
@@ -124,11 +132,18 @@ def table_rows(records: list[CostRecord]) -> list[dict[str, Any]]:
     return same_columns([table_row(r) for r in records])
 
 
+OPTIONAL_COLUMNS = {"error": "", "remade": "", "possible duplicates": 0}
+
+
 def same_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """An `error` column in every row when a step failed, none otherwise (the UIs take columns from the rows)."""
-    if any("error" in row for row in rows):
-        return [{**row, "error": row.get("error", "")} for row in rows]
-    return rows
+    """The optional columns (`error`, `remade`, `possible duplicates`) in every row when any step has one, in none
+    otherwise: the UIs take a table's columns from its rows."""
+    present = {name: empty for name, empty in OPTIONAL_COLUMNS.items() if any(name in row for row in rows)}
+    return (
+        [{**row, **{name: row.get(name, empty) for name, empty in present.items()}} for row in rows]
+        if present
+        else rows
+    )
 
 
 def summary_line(what: str, records: list[CostRecord]) -> str:
@@ -165,6 +180,17 @@ def summary_markdown(what: str, records: list[CostRecord]) -> str:
             "",
             f"_{len(flagged)} paid step(s) reported no actual cost; their estimate is counted "
             f"(marked {ESTIMATE_MARK} in the cost table)._",
+        ]
+    remade = [r for r in records if r.remade]
+    if remade:
+        lines += ["", f"**{len(remade)} step(s) re-made** (their cached bytes could not be served): "]
+        lines[-1] += ", ".join(f"`{r.step}` ({r.remade.removeprefix('re-made: ')})" for r in remade if r.remade)
+    if duplicates := sum(r.possible_duplicates for r in records):
+        lines += [
+            "",
+            f"**{duplicates} possible duplicate charge(s):** a paid submission's answer was lost and the provider "
+            "offers no way to find the job it may have made, so it was submitted again: check the provider's "
+            "billing for " + ", ".join(f"`{r.step}`" for r in records if r.possible_duplicates) + ".",
         ]
     failed = [r for r in records if r.status in ("failed", "skipped")]
     if failed:

@@ -14,11 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..artifacts import Artifact, AudioArtifact, ImageArtifact, TextArtifact, VideoArtifact
 from ..base import BaseGenerator
 from ..context import GeneratorContext
+from ..errors import ProviderError
 from ..pricing import Price
 from ..providers.http import ProviderClient, mime_type
 
 log = logging.getLogger("boardflow")
 R = TypeVar("R", bound="JobRecord")
+J = TypeVar("J")
 Upload = Callable[[Path, str], Awaitable[str]]  # (local file, MIME type) -> URL the provider can read
 
 
@@ -69,13 +71,17 @@ class HostedSpec:
 
 
 class JobRecord(BaseModel):
-    """A journal entry (generators/context.py) as this generator wrote it; unknown keys are ignored."""
+    """A journal entry (generators/context.py) as this generator wrote it; unknown keys are ignored.
+
+    `job_id` is None for an intent: written before a paid submission, it stays when the answer was lost.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
-    job_id: str
+    job_id: str | None = None
     generator: str | None = None
     provider: str
+    intent_at: str | None = None
 
 
 class HostedGenerator(BaseGenerator):
@@ -132,8 +138,8 @@ class HostedGenerator(BaseGenerator):
     async def previous_record(self, context: GeneratorContext, record: type[R]) -> R | None:
         """The job an earlier attempt of this same step (same cache key) submitted, if it was ours."""
         raw = await context.previous_job()
-        if raw is None:
-            return None
+        if raw is None or (raw.get("job_id") is None and record is not JobRecord):
+            return None  # nothing journaled, or an intent whose job id never came: no job to rejoin by id
         try:
             found = record.model_validate(raw)
         except ValidationError as exc:
@@ -142,3 +148,41 @@ class HostedGenerator(BaseGenerator):
         if found.provider != self.provider or found.generator not in (None, self.name):
             return None
         return found
+
+    async def submit_once(
+        self,
+        context: GeneratorContext,
+        submit: Callable[[], Awaitable[J]],
+        find: Callable[[JobRecord], Awaitable[J | None]] | None = None,
+    ) -> J:
+        """Submit a paid job, paying for it once when a submission's answer is lost.
+
+        The intent is journaled first. An answer that never came (a dropped connection, a timeout) leaves it
+        there, so the next attempt knows the provider may have taken and billed the job: it asks `find` (the
+        provider's own listing) for that job before submitting again. A provider with no way to find it is
+        submitted to again and the resubmission is counted as a possible duplicate charge, never silently.
+        An answered refusal (429, 5xx, 4xx) billed nothing: the intent is cleared.
+        """
+        pending = await self.previous_record(context, JobRecord)
+        unfound = pending is not None and pending.job_id is None
+        if pending is not None and unfound and find is not None:
+            if (found := await find(pending)) is not None:
+                return found
+            unfound = False  # the provider lists no job of that submission: it was never billed
+        if unfound:
+            log.warning("%s: an earlier submission's answer was lost; submitting again may bill twice", self.name)
+            context.count_possible_duplicate()
+        await context.journal_intent(provider=self.provider, model=self.spec.model)
+        try:
+            return await submit()
+        except ProviderError as exc:
+            if exc.status_code is None:
+                raise  # no answer: the provider may have taken this one too, and the intent says so
+            # Answered: the provider refused this submission and billed nothing for it. An earlier lost one
+            # stays unknown, so its intent stays for the next attempt to count; otherwise nothing is pending.
+            if unfound:
+                context.possible_duplicate_charges -= 1
+                await context.journal_intent(provider=self.provider, model=self.spec.model)
+            else:
+                await context.clear_job()
+            raise

@@ -6,6 +6,7 @@ or rejoin; a retry after a connection dropped mid-answer may pay twice.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -72,19 +73,25 @@ class ElevenLabsGenerator(HostedGenerator):
     spec: ElevenLabsSpec
 
     async def generate(self, inputs: Any, context: GeneratorContext) -> BaseModel:
-        # Synchronous API: no job id exists, so there is nothing to journal or rejoin (see module docstring).
+        # Synchronous API: no job id to rejoin (see module docstring). Its history (GET /v1/history, each
+        # generation with its text, voice and date: https://elevenlabs.io/docs/api-reference/history/list,
+        # 2026-12-03) could find a generation whose answer was lost; not used yet, so such a resubmission is
+        # counted as a possible duplicate charge.
         dest = context.temp_path(f".{inputs.output_format.split('_')[0]}")
         audio = {"output_format": inputs.output_format, "dest": dest, "max_bytes": context.fetch_policy.max_bytes}
         async with self.client() as eleven:
             if self.spec.endpoint == "text-to-speech":
                 body = inputs.model_dump(exclude={"voice_id", "output_format"}, exclude_none=True)
-                answer = await eleven.text_to_speech(inputs.voice_id, body | {"model_id": self.spec.model}, **audio)
+                speak = functools.partial(eleven.text_to_speech, inputs.voice_id, body | {"model_id": self.spec.model})
+                answer = await self.submit_once(context, lambda: speak(**audio))
                 if answer.credits is not None:  # the credits actually charged, from the character-cost header
                     context.record_cost(ELEVENLABS_PRICES["credit"].times(answer.credits))
             else:
                 body = inputs.model_dump(exclude={"output_format"}) | {"model_id": self.spec.model}
-                answer = await eleven.sound_effect(body, **audio)
-        return output_for(self.artifact_type, [await context.store_audio_result(answer.path)])
+                answer = await self.submit_once(context, lambda: eleven.sound_effect(body, **audio))
+            stored = await context.store_audio_result(answer.path)
+            await context.clear_job()
+        return output_for(self.artifact_type, [stored])
 
 
 ELEVENLABS_SPECS = [

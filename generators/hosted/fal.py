@@ -164,7 +164,9 @@ class FalGenerator(HostedGenerator):
             job = await self._rejoin(fal, context)
             if job is None:
                 arguments = await self.provider_arguments(inputs, context, fal.upload)
-                job = await fal.submit(self.spec.model, arguments)
+                # fal's queue has no way to find a request whose submit answer was lost (no listing, no
+                # client-chosen id: https://docs.fal.ai/model-endpoints/queue, 2026-12-03): counted, not hidden.
+                job = await self.submit_once(context, lambda: fal.submit(self.spec.model, arguments))
             # Journal the request before waiting: a crash, retry or re-run with this cache key rejoins it.
             await context.set_external_job_id(
                 job.request_id,
@@ -194,7 +196,7 @@ class FalGenerator(HostedGenerator):
 
     async def _rejoin(self, fal: FalClient, context: GeneratorContext) -> FalJob | None:
         record = await self.previous_record(context, _FalRecord)
-        if record is None:
+        if record is None or record.job_id is None:
             return None
         job = FalJob(
             request_id=record.job_id,

@@ -112,33 +112,38 @@ class OpenAIGenerator(HostedGenerator):
         return await super().estimate_cost(inputs)
 
     async def generate(self, inputs: Any, context: GeneratorContext) -> BaseModel:
-        # Synchronous API: no job id exists, so there is nothing to journal or rejoin (see module docstring).
+        # Synchronous API: no job id exists, so there is nothing to rejoin (see module docstring), and the API
+        # documents no Idempotency-Key for these endpoints (https://platform.openai.com/docs/api-reference,
+        # 2026-12-03): a call whose answer was lost and is sent again is counted as a possible duplicate charge.
         async with self.client() as openai:
             endpoint = self.spec.endpoint
             if endpoint == "images/generations":
                 body = inputs.model_dump(exclude_none=True) | {"model": self.spec.model}
-                answer = await openai.generate_images(body)
+                answer = await self.submit_once(context, lambda: openai.generate_images(body))
                 artifacts = await self._store_images(answer, context)
             elif endpoint == "images/edits":
                 fields = inputs.model_dump(exclude={"image", "mask"}, exclude_none=True) | {"model": self.spec.model}
                 images = [await self._file(a, context) for a in inputs.image]
                 mask = await self._file(inputs.mask, context) if inputs.mask else None
-                answer = await openai.edit_images(fields, images, mask)
+                answer = await self.submit_once(context, lambda: openai.edit_images(fields, images, mask))
                 artifacts = await self._store_images(answer, context)
             elif endpoint == "audio/speech":
                 dest = context.temp_path(f".{inputs.response_format}")
                 body = inputs.model_dump() | {"model": self.spec.model}
-                await openai.speech(body, dest, max_bytes=context.fetch_policy.max_bytes)
+                await self.submit_once(
+                    context, lambda: openai.speech(body, dest, max_bytes=context.fetch_policy.max_bytes)
+                )
                 artifacts = [await context.store_audio_result(dest)]
             else:
                 fields = inputs.model_dump(exclude={"file"}, exclude_none=True)
                 # verbose_json carries the audio's duration, which is what whisper-1 bills.
                 fields |= {"model": self.spec.model, "response_format": "verbose_json"}
                 path, mime = await self._file(inputs.file, context)
-                text = await openai.transcribe(path, mime, fields)
+                text = await self.submit_once(context, lambda: openai.transcribe(path, mime, fields))
                 if text.duration is not None:
                     context.record_cost(self.spec.price.times(Decimal(str(text.duration)) / 60))
                 artifacts = [await context.store_text_result(text.text)]
+            await context.clear_job()
         return output_for(self.artifact_type, artifacts)
 
     async def _store_images(self, answer: ImagesResponse, context: GeneratorContext) -> list[ImageArtifact]:

@@ -7,6 +7,8 @@ Input schemas mirror each model's API page (replicate.com/<owner>/<name>/api).
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -130,9 +132,11 @@ class ReplicateGenerator(HostedGenerator):
                 arguments = await self.provider_arguments(inputs, context, self._uploader(replicate))
                 # No Prefer: wait here: the id must be journaled before any waiting (see ReplicateClient.create).
                 if self.spec.version:
-                    prediction = await replicate.create(version=self.spec.version, input=arguments)
+                    submit = functools.partial(replicate.create, version=self.spec.version, input=arguments)
                 else:
-                    prediction = await replicate.create(model=self.spec.model, input=arguments)
+                    submit = functools.partial(replicate.create, model=self.spec.model, input=arguments)
+                find = functools.partial(self._find_lost, replicate, arguments)
+                prediction = await self.submit_once(context, submit, find)
             await context.set_external_job_id(prediction.id, provider="replicate", model=self.spec.model)
             done = await replicate.wait(prediction, timeout=self.spec.max_wait_s, progress=context.publish_progress)
             if done.status != "succeeded":
@@ -161,9 +165,22 @@ class ReplicateGenerator(HostedGenerator):
 
         return upload
 
+    async def _find_lost(self, replicate: ReplicateClient, arguments: dict, intent: JobRecord) -> Prediction | None:
+        """The prediction a submission whose answer was lost created, from Replicate's own list of predictions:
+        this model, created since the intent was journaled, with these inputs (uploaded files aside: each
+        attempt uploads anew, under a new URL)."""
+        if intent.intent_at is None:
+            return None
+        since = dt.datetime.fromisoformat(intent.intent_at) - dt.timedelta(seconds=5)  # clocks disagree a little
+        async for prediction in replicate.predictions(since):
+            ours = prediction.version == self.spec.version if self.spec.version else prediction.model == self.spec.model
+            if ours and _same_inputs(prediction.input or {}, arguments) and prediction.status not in TERMINAL_BAD:
+                return prediction
+        return None
+
     async def _rejoin(self, replicate: ReplicateClient, context: GeneratorContext) -> Prediction | None:
         record = await self.previous_record(context, _ReplicateRecord)
-        if record is None:
+        if record is None or record.job_id is None:
             return None
         try:
             prediction = await replicate.get(record.job_id)
@@ -172,6 +189,21 @@ class ReplicateGenerator(HostedGenerator):
         if prediction.status in ("failed", "canceled", "aborted"):
             return None  # nothing to collect: pay for a fresh prediction
         return prediction
+
+
+TERMINAL_BAD = ("failed", "canceled", "aborted")
+
+
+def _same_inputs(listed: dict, sent: dict) -> bool:
+    def uploaded(value: Any) -> bool:
+        if isinstance(value, list):
+            return bool(value) and all(uploaded(v) for v in value)
+        return isinstance(value, str) and value.startswith(("http://", "https://", "data:"))
+
+    def plain(values: dict) -> dict:
+        return {k: v for k, v in values.items() if not uploaded(v)}
+
+    return plain(listed) == plain(sent)
 
 
 # Compute-second models are estimated from typical run times on their hardware (rough, from the

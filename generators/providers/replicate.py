@@ -6,7 +6,8 @@ https://replicate.com/docs/topics/predictions/create-a-prediction. Auth is `Auth
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,10 +54,22 @@ class Prediction(BaseModel):
     logs: str | None = None
     metrics: PredictionMetrics | None = None
     urls: PredictionUrls
+    # What the list of predictions is searched by (generators.hosted.replicate finds a lost submission).
+    model: str | None = None
+    version: str | None = None
+    input: dict[str, Any] | None = None
+    created_at: dt.datetime | None = None
 
     @property
     def done(self) -> bool:
         return self.status in TERMINAL
+
+
+class PredictionPage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    next: str | None = None
+    results: list[Prediction]
 
 
 class FileUrls(BaseModel):
@@ -130,6 +143,22 @@ class ReplicateClient(ProviderClient):
 
     async def get(self, prediction_id: str) -> Prediction:
         return parse(Prediction, await self.request("GET", self.url(f"predictions/{prediction_id}")), REPLICATE.name)
+
+    async def predictions(self, since: dt.datetime) -> AsyncIterator[Prediction]:
+        """The account's predictions created at or after `since`, newest first.
+
+        GET /v1/predictions pages through every prediction of the account, 100 a page, most recent first,
+        each with its model, version, input and created_at; `next` is the next page's URL
+        (https://replicate.com/docs/reference/http#predictions.list, read 2026-12-03).
+        """
+        url: str | None = self.url("predictions")
+        while url is not None:
+            page = parse(PredictionPage, await self.request("GET", url), REPLICATE.name)
+            for prediction in page.results:
+                if prediction.created_at is not None and prediction.created_at < since:
+                    return
+                yield prediction
+            url = page.next
 
     async def cancel(self, prediction_id: str) -> Prediction:
         """Cancel a prediction; Replicate stops billing its hardware time when it stops."""

@@ -7,10 +7,19 @@ from urllib.parse import unquote, urlparse
 
 from ..errors import ConfigurationError
 from ..settings import get_settings
-from .base import ArtifactStore, StoredObject, object_key, sha256_file, sidecar_key
+from .base import ArtifactStore, Fingerprint, StoredObject, object_key, sha256_file, sidecar_key
 from .local import LocalStore
 
-__all__ = ["ArtifactStore", "LocalStore", "StoredObject", "object_key", "open_store", "sha256_file", "sidecar_key"]
+__all__ = [
+    "ArtifactStore",
+    "Fingerprint",
+    "LocalStore",
+    "StoredObject",
+    "object_key",
+    "open_store",
+    "sha256_file",
+    "sidecar_key",
+]
 
 
 def open_store(url: str | None = None, **s3_options) -> ArtifactStore:

@@ -23,6 +23,22 @@ class StoredObject:
     url: str
     size_bytes: int
     created: bool  # False when the same bytes were already stored
+    fingerprint: str = ""  # the object as stored (see Fingerprint.token), recorded in its sidecar
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a store can say about an object without reading its bytes.
+
+    `token` changes whenever the object is rewritten (size, mtime in ns and inode on disk; S3's checksum and
+    ETag): a token equal to the one recorded when the object was stored vouches for its bytes. `sha256` is
+    set where the store itself vouches for the full content's hash (S3's SHA-256 checksum of a single-part
+    upload), so no record is needed at all.
+    """
+
+    size_bytes: int
+    token: str
+    sha256: str | None = None
 
 
 def object_key(sha256: str, ext: str) -> str:
@@ -90,6 +106,14 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     async def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    async def fingerprint(self, key: str) -> Fingerprint | None:
+        """The object's Fingerprint from one stat (HEAD on S3), or None when there is no object at `key`."""
+
+    @abstractmethod
+    async def hash_object(self, key: str) -> str:
+        """The sha256 of the bytes stored at `key`, read in full (streamed): the check of last resort."""
 
     @abstractmethod
     async def read_json(self, key: str) -> dict | None:

@@ -15,7 +15,16 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ..errors import StorageError
-from .base import CHUNK, ArtifactStore, StoredObject, disk_full_error, is_disk_full, object_key
+from .base import (
+    CHUNK,
+    ArtifactStore,
+    Fingerprint,
+    StoredObject,
+    disk_full_error,
+    is_disk_full,
+    object_key,
+    sha256_file,
+)
 
 
 class LocalStore(ArtifactStore):
@@ -42,14 +51,14 @@ class LocalStore(ArtifactStore):
                 sha, size = _copy_and_hash(fin.fileno(), fout.fileno(), Path(tmp_name))
             key = object_key(sha, ext)
             final = self._path(key)
-            # Same key and length means the same bytes; another length can only be a damaged object: replace it.
-            if final.exists() and final.stat().st_size == size:
-                os.unlink(tmp_name)
-                return StoredObject(sha, key, self.url_for(key), size, created=False)
+            # The staged bytes are known good; what sits under the key may have been damaged since it was
+            # stored (same length, other bytes), and telling would mean hashing it. Replacing it costs a rename.
+            # `created` stays "these bytes were not stored before" as far as a stat can tell (same length).
+            kept = final.exists() and final.stat().st_size == size
             final.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(tmp_name, 0o644)
             os.replace(tmp_name, final)
-            return StoredObject(sha, key, self.url_for(key), size, created=True)
+            return StoredObject(sha, key, self.url_for(key), size, created=not kept, fingerprint=_token(final))
         except BaseException as exc:
             Path(tmp_name).unlink(missing_ok=True)
             if is_disk_full(exc):
@@ -67,6 +76,16 @@ class LocalStore(ArtifactStore):
 
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    async def fingerprint(self, key: str) -> Fingerprint | None:
+        try:
+            st = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return Fingerprint(st.st_size, _stat_token(st))
+
+    async def hash_object(self, key: str) -> str:
+        return (await asyncio.to_thread(sha256_file, self._path(key)))[0]
 
     async def read_json(self, key: str) -> dict | None:
         path = self._path(key)
@@ -125,6 +144,19 @@ class LocalStore(ArtifactStore):
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+
+def _token(path: Path) -> str:
+    return _stat_token(path.stat())
+
+
+def _stat_token(st: os.stat_result) -> str:
+    """Size, mtime (ns) and inode: any write in place moves the mtime, any re-store the inode.
+
+    A change within one tick of the file system's clock that keeps the size would pass unseen here; the full
+    sha256 check every input gets when a step reads it, and `--out` before it copies, still catch it.
+    """
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 
 def _write_aside(path: Path, body: str) -> Path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import mimetypes
 import os
@@ -17,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
 from ..errors import StorageError
-from .base import ArtifactStore, StoredObject, object_key, sha256_file
+from .base import CHUNK, ArtifactStore, Fingerprint, StoredObject, object_key, sha256_file
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 _AUTH = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
@@ -142,11 +144,14 @@ class S3Store(ArtifactStore):
         sha, size = sha256_file(src)
         key = object_key(sha, ext)
         head = self._head(key)
-        # Same key and same length: the same bytes (the key is their hash). A different length can only
-        # be a damaged object, which the upload below replaces.
-        if head is not None and head["ContentLength"] == size:
-            return StoredObject(sha, key, self.url_for(key), size, created=False)
-        extra: dict[str, str | dict[str, str]] = {"Metadata": {"sha256": sha}}
+        # Skipped only when S3 itself vouches that the object holds these bytes (its SHA-256 checksum is
+        # their hash); anything else under the key — other bytes, no checksum, a multipart composite — is
+        # replaced by the upload below.
+        if head is not None and (found := _fingerprint_of(head)).sha256 == sha:
+            return StoredObject(sha, key, self.url_for(key), size, created=False, fingerprint=found.token)
+        # S3 checks the bytes it receives against the SHA-256 botocore computes while sending them, and keeps
+        # it: a HEAD later tells whether the object still is what was uploaded.
+        extra: dict[str, str | dict[str, str]] = {"Metadata": {"sha256": sha}, "ChecksumAlgorithm": "SHA256"}
         content_type = mimetypes.guess_type(f"x.{ext.lstrip('.')}")[0]
         if content_type:
             extra["ContentType"] = content_type
@@ -164,7 +169,9 @@ class S3Store(ArtifactStore):
                 f"{src} changed while it was being stored; nothing was kept.",
                 hint="Store a file only after whatever writes it has finished.",
             )
-        return StoredObject(sha, key, self.url_for(key), size, created=True)
+        stored = self._head(key)
+        token = _fingerprint_of(stored).token if stored is not None else ""
+        return StoredObject(sha, key, self.url_for(key), size, created=True, fingerprint=token)
 
     async def get_to_path(self, key: str, dest: Path) -> None:
         await asyncio.to_thread(self._get_to_path, key, Path(dest))
@@ -188,9 +195,27 @@ class S3Store(ArtifactStore):
     def _exists(self, key: str) -> bool:
         return self._head(key) is not None
 
+    async def fingerprint(self, key: str) -> Fingerprint | None:
+        head = await asyncio.to_thread(self._head, key)
+        return _fingerprint_of(head) if head is not None else None
+
+    async def hash_object(self, key: str) -> str:
+        return await asyncio.to_thread(self._hash_object, key)
+
+    def _hash_object(self, key: str) -> str:
+        digest = hashlib.sha256()
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
+            for chunk in body.iter_chunks(CHUNK):
+                digest.update(chunk)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "read", key) from exc
+        return digest.hexdigest()
+
     def _head(self, key: str) -> dict | None:
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+            # ChecksumMode=ENABLED: the answer carries the checksum S3 stored with the object.
+            return self.client.head_object(Bucket=self.bucket, Key=self._full(key), ChecksumMode="ENABLED")
         except ClientError as exc:
             if self._is_missing(exc):
                 return None
@@ -296,6 +321,26 @@ class S3Store(ArtifactStore):
             )
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "sign a URL for", key) from exc
+
+
+def _fingerprint_of(head: dict) -> Fingerprint:
+    """An object's Fingerprint from its HEAD answer.
+
+    A single-part upload's ChecksumSHA256 is the base64 SHA-256 of the whole object; a multipart one's is a
+    checksum of the parts' checksums ("…-N", ChecksumType COMPOSITE), so it only identifies the upload,
+    like the ETag. (https://docs.aws.amazon.com/AmazonS3/latest/API/API_Checksum.html and
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity-upload.html, 2026-12-03.)
+    """
+    checksum = str(head.get("ChecksumSHA256") or "")
+    composite = "-" in checksum or head.get("ChecksumType") == "COMPOSITE"
+    sha = None
+    if checksum and not composite:
+        try:
+            raw = base64.b64decode(checksum, validate=True)
+            sha = raw.hex() if len(raw) == 32 else None
+        except ValueError:
+            sha = None
+    return Fingerprint(int(head["ContentLength"]), f"{checksum}|{head.get('ETag', '')}", sha)
 
 
 def _fingerprint(path: Path) -> tuple[int, int]:

@@ -78,3 +78,19 @@ async def wait_until(predicate, *, timeout: float = 20.0, what: str = "condition
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def run_losing_the_download(fake, store, gen, inputs: dict, cache_key: str) -> None:
+    """Run `gen` once while its output download is too slow for it: the job finished and stays journaled."""
+    import httpx
+
+    from generators.context import GeneratorContext
+    from generators.errors import TransientProviderError
+    from generators.fetch import FetchPolicy
+
+    fake.set(slow_download=2.0)
+    impatient = FetchPolicy(allowed_hosts=FetchPolicy.from_settings().allowed_hosts, timeout=httpx.Timeout(0.3))
+    async with GeneratorContext(store, cache_key=cache_key, fetch_policy=impatient) as ctx:
+        with pytest.raises(TransientProviderError, match="download"):
+            await gen.run(inputs, ctx)
+    fake.set(slow_download=0.0)

@@ -102,6 +102,8 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
         if action == "cancel" and req.method == "POST" and job.state(time.time()) in ("queued", "running"):
             job.canceled = True
         return json_response(_prediction(fake, job))
+    if path == "predictions" and req.method == "GET":
+        return _listing(fake, req)
     if req.method != "POST":
         return json_response({"title": "Method not allowed", "status": 405}, 405)
     body = req.json()
@@ -140,6 +142,27 @@ def _create(fake: FakeProviderServer, model: str, args: Any, prefer: str) -> Res
         while time.time() < min(deadline, job.finishes):  # the real API holds the request open like this
             time.sleep(0.01)
     return json_response(_prediction(fake, job), 201)
+
+
+PAGE = 100  # "It will return 100 records per page", newest first (https://replicate.com/docs/reference/http)
+
+
+def _listing(fake: FakeProviderServer, req: Request) -> Response:
+    """GET /v1/predictions: every prediction of the account, most recent first, paged by a `cursor` URL."""
+    from .server import json_response
+
+    with fake._lock:
+        jobs = sorted((j for j in fake.jobs.values() if j.provider == "replicate"), key=lambda j: -j.submitted)
+    start = int(req.query.get("cursor", "0"))
+    page = jobs[start : start + PAGE]
+    more = start + PAGE < len(jobs)
+    return json_response(
+        {
+            "next": f"{fake.url}{V1}predictions?cursor={start + PAGE}" if more else None,
+            "previous": f"{fake.url}{V1}predictions?cursor={max(0, start - PAGE)}" if start else None,
+            "results": [_prediction(fake, job) | {"source": "api"} for job in page],
+        }
+    )
 
 
 def _prediction(fake: FakeProviderServer, job: Job) -> dict:

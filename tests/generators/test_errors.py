@@ -15,6 +15,7 @@ from generators.errors import (
     BoardflowError,
     BudgetExceededError,
     ConfigurationError,
+    DamagedArtifactError,
     GeneratorNotFoundError,
     InputError,
     InputValidationError,
@@ -70,6 +71,10 @@ PLAIN: dict[type[BoardflowError], tuple[BoardflowError, list[str]]] = {
         ["ffmpeg -i 'my clip.mp4'", "ffmpeg said:\nmy clip.mp4: No such file", "ffmpeg -i FILE"],
     ),
     StorageError: (StorageError("Cannot write objects/ab/…"), ["BOARDFLOW_STORE"]),
+    DamagedArtifactError: (
+        DamagedArtifactError("objects/ab/… holds other bytes.", sha256="ab" * 32, problem="bytes changed"),
+        ["re-makes the step that produced it", "--refresh"],
+    ),
     BudgetExceededError: (
         BudgetExceededError("Plan costs $3.20.", planned_usd=Decimal("3.20"), cap_usd=Decimal("2.00")),
         ["max_cost_usd above 3.20"],
@@ -189,3 +194,11 @@ async def test_real_network_faults_from_httpx_are_retryable():
             server.close()
     assert [type(e) for e in caught] == [httpx.ConnectError, httpx.ReadTimeout, httpx.RemoteProtocolError]
     assert all(is_retryable(e) for e in caught)
+
+
+def test_a_damaged_artifact_error_keeps_what_and_why_through_pickling():
+    import pickle
+
+    exc = DamagedArtifactError("gone.", sha256="cd" * 32, problem="object missing")
+    back = pickle.loads(pickle.dumps(exc))
+    assert (back.sha256, back.problem, str(back)) == (exc.sha256, exc.problem, str(exc))

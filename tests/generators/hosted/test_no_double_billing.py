@@ -14,15 +14,13 @@ import subprocess
 import sys
 import textwrap
 
-import httpx
 import pytest
 
 from generators.context import GeneratorContext
 from generators.errors import JobFailedError, TransientProviderError
-from generators.fetch import FetchPolicy
 from generators.media import probe
 from generators.providers.fal import FalClient, FalJob
-from tests.fakes.fixtures import hosted, wait_until
+from tests.fakes.fixtures import hosted, run_losing_the_download, wait_until
 
 CHILD = textwrap.dedent("""
     import asyncio, json, sys
@@ -81,14 +79,8 @@ async def test_killed_while_polling_then_rerun_in_a_new_process_pays_once(
 
 
 async def test_a_download_that_fails_after_the_job_finished_is_collected_on_retry_without_resubmitting(fake, store):
-    fake.set(slow_download=2.0)
     gen = hosted("fal/flux-dev")
-    policy = FetchPolicy.from_settings()
-    impatient = FetchPolicy(allowed_hosts=policy.allowed_hosts, timeout=httpx.Timeout(0.3))
-    async with GeneratorContext(store, cache_key="retry-key", fetch_policy=impatient) as ctx:
-        with pytest.raises(TransientProviderError, match="download"):
-            await gen.run({"prompt": "a barn"}, ctx)
-    fake.set(slow_download=0.0)
+    await run_losing_the_download(fake, store, gen, {"prompt": "a barn"}, "retry-key")
     async with GeneratorContext(store, cache_key="retry-key") as ctx:
         result = await gen.run({"prompt": "a barn"}, ctx)
     assert len(fake.submissions()) == 1

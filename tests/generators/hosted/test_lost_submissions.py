@@ -1,0 +1,80 @@
+"""One bill per result when a submit answer is lost: the fake provider takes (and bills) the job, then cuts the
+connection unanswered. Replicate's own list of predictions finds the job; where a provider offers no way to
+find it, the resubmission is counted as a possible duplicate charge."""
+
+from __future__ import annotations
+
+import pytest
+
+from generators.context import GeneratorContext
+from generators.errors import RateLimitError, TransientProviderError
+from tests.fakes.fixtures import hosted, run_losing_the_download
+
+CASES = [
+    ("replicate/flux-schnell", {"prompt": "a harbour at night", "megapixels": "0.25"}, "replicate", 0),
+    ("fal/flux-schnell", {"prompt": "a harbour at night"}, "fal", 1),
+    ("openai/gpt-image-1", {"prompt": "a harbour at night", "quality": "low", "size": "1024x1024"}, "openai", 1),
+    ("elevenlabs/flash-v2.5", {"text": "A harbour at night."}, "elevenlabs", 1),
+]
+
+
+async def run_twice(store, name: str, inputs: dict, key: str):
+    """The first attempt loses its submit answer; the second (a retry: same step, same cache key) finishes."""
+    gen = hosted(name)
+    async with GeneratorContext(store, cache_key=key) as ctx:
+        with pytest.raises(TransientProviderError, match="lost its connection"):
+            await gen.run(inputs, ctx)
+    async with GeneratorContext(store, cache_key=key) as ctx:
+        return await gen.run(inputs, ctx)
+
+
+@pytest.mark.parametrize(("name", "inputs", "provider", "possible_duplicates"), CASES)
+async def test_a_lost_submit_answer_is_found_or_counted(fake, store, name, inputs, provider, possible_duplicates):
+    fake.set(drop_after_submit=1)
+    result = await run_twice(store, name, inputs, f"lost-{provider}")
+    submissions = fake.submissions(provider)
+    assert len(submissions) == 1 + possible_duplicates
+    assert result.possible_duplicate_charges == possible_duplicates
+    if provider == "replicate":  # found in the list of predictions: the job the dropped answer named
+        assert result.external_job_ids == [submissions[0].job_id]
+    assert result.artifacts()
+    assert await store.read_json(f"journal/lost-{provider}.json") is None
+
+
+async def test_a_replicate_listing_of_many_pages_is_searched_back_to_the_intent(fake, store):
+    for i in range(130):  # other predictions of the account, older than the lost one: more than a page
+        fake.new_job("replicate", "black-forest-labs/flux-schnell", {"prompt": f"other {i}"})
+    fake.set(drop_after_submit=1)
+    result = await run_twice(store, "replicate/flux-schnell", {"prompt": "mine", "megapixels": "0.25"}, "paged")
+    mine = [s for s in fake.submissions("replicate") if s.input.get("prompt") == "mine"]
+    assert len(mine) == 1 and result.external_job_ids == [mine[0].job_id]
+
+
+async def test_an_answered_refusal_bills_nothing_and_counts_no_duplicate(fake, store):
+    fake.fail_next("fal", 429, retry_after=0)
+    gen = hosted("fal/flux-schnell")
+    async with GeneratorContext(store, cache_key="refused") as ctx:
+        with pytest.raises(RateLimitError):
+            await gen.run({"prompt": "x"}, ctx)
+        assert await ctx.previous_job() is None, "a refused submission left its intent behind"
+    async with GeneratorContext(store, cache_key="refused") as ctx:
+        result = await gen.run({"prompt": "x"}, ctx)
+    assert len(fake.submissions("fal")) == 1 and result.possible_duplicate_charges == 0
+
+
+async def test_a_possible_duplicate_is_still_reported_when_a_later_attempt_finishes_the_job(fake, store):
+    """The attempt that resubmits is refused once (billing nothing), the next resubmits and then loses its
+    download; the attempt that rejoins that job and finishes it still reports the one possible duplicate."""
+    fake.set(drop_after_submit=1)
+    gen = hosted("fal/flux-schnell")
+    async with GeneratorContext(store, cache_key="late") as ctx:
+        with pytest.raises(TransientProviderError, match="lost its connection"):
+            await gen.run({"prompt": "x"}, ctx)
+    fake.fail_next("fal", 429, retry_after=0)
+    async with GeneratorContext(store, cache_key="late") as ctx:
+        with pytest.raises(RateLimitError):
+            await gen.run({"prompt": "x"}, ctx)
+    await run_losing_the_download(fake, store, gen, {"prompt": "x"}, "late")
+    async with GeneratorContext(store, cache_key="late") as ctx:
+        result = await gen.run({"prompt": "x"}, ctx)
+    assert len(fake.submissions("fal")) == 2 and result.possible_duplicate_charges == 1
