@@ -36,6 +36,10 @@ def generators_list(
                         "type": listing.generator.artifact_type,
                         "provider": listing.generator.provider,
                         "available": listing.usable,
+                        "status": listing.generator.lifecycle.status,
+                        "status_date": _iso(listing.generator.lifecycle.date),
+                        "replacement": listing.generator.lifecycle.replacement,
+                        "priced": listing.generator.priced,
                         "reason": listing.availability.reason or ("disabled" if not listing.enabled else ""),
                         "fix": listing.availability.fix,
                     }
@@ -47,21 +51,32 @@ def generators_list(
     table = Table(title=f"{len(listings)} generators", box=None, pad_edge=False)
     table.add_column("id", no_wrap=True)  # what a user copies into a spec: never cut
     table.add_column("type", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     table.add_column("runs here", overflow="fold")
     for listing in listings:
-        availability = listing.availability
-        if not listing.enabled:
+        availability, life = listing.availability, listing.generator.lifecycle
+        if life.status == "shut_down":
+            instead = f": use {life.replacement}" if life.replacement else ""
+            why = f"[red]no[/]: shut down {_iso(life.date)}{escape(instead)}"
+        elif not listing.enabled:
             why = "[red]no[/]: disabled in the config file"
         elif listing.usable:
             why = "[green]yes[/]"
         else:
             why = f"[red]no[/]: {escape(_short_reason(availability.reason))}"
-        table.add_row(listing.generator.name, listing.generator.artifact_type, why)
+        if life.status == "deprecated" and not why.startswith("[red]"):
+            why += f" (until {_iso(life.date)})"
+        status = {"active": "active", "deprecated": "[yellow]deprecated[/]", "shut_down": "[red]shut down[/]"}
+        table.add_row(listing.generator.name, listing.generator.artifact_type, status[life.status], why)
     console.print(table)
     if any(not listing.usable for listing in listings):
         console.print("How to enable one: [bold]boardflow generators show ID[/]")
     for name, err in registry.plugin_errors.items():
         console.print(f"[red]plugin {name} failed to load:[/] {err}")
+
+
+def _iso(day) -> str | None:
+    return day.isoformat() if day is not None else None
 
 
 def _short_reason(reason: str) -> str:
@@ -81,6 +96,10 @@ def generators_show(generator_id: Annotated[str, typer.Argument(help="Generator 
     console.print(f"[bold]{gen.name}[/] (version {gen.version}, {gen.artifact_type}, provider {gen.provider})")
     console.print(gen.description)
     console.print(f"[bold]cost model:[/] {gen.cost_model}")
+    if gen.lifecycle.status != "active":
+        console.print(f"[bold]status:[/] {escape(gen.lifecycle.message(gen.name, gen.provider))}", soft_wrap=True)
+    if (spec := getattr(gen, "spec", None)) is not None:
+        console.print(f"[bold]schema from:[/] {spec.schema_source} (checked {spec.schema_checked.isoformat()})")
     console.print(f"[bold]available:[/] {'yes' if avail.ok else f'no — {escape(avail.reason)}'}")
     if not avail.ok and avail.fix:
         console.print(f"[bold]to enable it:[/] {escape(avail.fix)}", soft_wrap=True)

@@ -151,6 +151,8 @@ class ProviderError(BoardflowError):
         self.provider = provider
         self.status_code = status_code
         self.body = body
+        # What the provider may have charged for this failed request (fal bills some 422s); set by the generator.
+        self.charged_usd: Decimal | None = None
         status = f" (HTTP {status_code})" if status_code is not None else ""
         super().__init__(f"{provider}{status}: {message}", hint=hint)
 

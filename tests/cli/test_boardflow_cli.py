@@ -80,9 +80,9 @@ def test_generators_list_says_what_runs_here_and_how_to_fix_the_rest(registry):
     assert result.exit_code == 0, result.output
     rows = {line.split()[0]: line for line in result.output.splitlines() if "/" in line}
     assert "yes" in rows["local/ken-burns"]
-    assert "no" in rows["openai/gpt-image-1"] and "OPENAI_API_KEY" in rows["openai/gpt-image-1"]
+    assert "no" in rows["openai/gpt-image-2"] and "OPENAI_API_KEY" in rows["openai/gpt-image-2"]
     assert "boardflow generators show ID" in result.output  # where the fix is
-    shown = " ".join(invoke("generators", "show", "openai/gpt-image-1").output.split())
+    shown = " ".join(invoke("generators", "show", "openai/gpt-image-2").output.split())
     assert "to enable it: Set OPENAI_API_KEY" in shown and "https://" in shown
     listed = json.loads(invoke("generators", "list", "--json", "--type", "video").output)
     assert {g["type"] for g in listed} == {"video"} and "local/ken-burns" in {g["id"] for g in listed}

@@ -86,7 +86,9 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
                 },
                 422,
             )
-        model, credits, seconds = body.get("model_id", "eleven_text_to_sound_v2"), 200, float(duration or 5.0)
+        # API reference: 100 credits with an automatic duration, 25 per second of a set one.
+        credits = 100 if duration is None else math.ceil(25 * float(duration))
+        model, seconds = body.get("model_id", "eleven_text_to_sound_v2"), float(duration or 5.0)
     else:
         return json_response({"detail": "Not Found"}, 404)
     request_id = uuid.uuid4().hex

@@ -154,4 +154,9 @@ def _transcribe(fake: FakeProviderServer, fields: dict[str, str], files: list) -
         return json_response(
             {"task": "transcribe", "language": "english", "duration": round(seconds, 2), "text": text, "segments": []}
         )
-    return json_response({"text": text})
+    # CreateTranscriptionResponseJson: whisper-1 reports the seconds it billed; the gpt-4o models report tokens.
+    if fields.get("model") == "whisper-1":
+        return json_response({"text": text, "usage": {"type": "duration", "seconds": round(seconds)}})
+    return json_response(
+        {"text": text, "usage": {"type": "tokens", "input_tokens": 20, "output_tokens": 12, "total_tokens": 32}}
+    )

@@ -62,7 +62,17 @@ CASES = [
     ("openai/whisper-1", {"file": AUDIO_90S}, "0.009"),  # 1.5 min x $0.006
     ("elevenlabs/multilingual-v2", {"text": "a" * 2500}, "0.25"),  # $0.10 per 1,000 characters
     ("elevenlabs/flash-v2.5", {"text": "a" * 2500}, "0.125"),  # $0.05 per 1,000 characters
-    ("elevenlabs/sound-effects", {"text": "thunder", "duration_seconds": 4}, "0.12"),  # per generation
+    # 25 credits per second of a set duration, 100 for an automatic one, at $0.10 per 1,000 credits.
+    ("elevenlabs/sound-effects", {"text": "thunder", "duration_seconds": 4}, "0.01"),
+    ("elevenlabs/sound-effects", {"text": "thunder"}, "0.01"),
+    ("elevenlabs/sound-effects", {"text": "thunder", "duration_seconds": 2.5}, "0.0063"),  # 62.5 -> 63 credits
+    # gpt-image-2: OpenAI's per-image price (high $0.211, medium $0.053, low $0.006) + prompt tokens at $5/M.
+    ("openai/gpt-image-2", {"prompt": "a" * 40, "quality": "medium", "n": 2}, "0.10605"),  # 0.106 + 10 tokens
+    ("openai/gpt-image-2", {"prompt": "a" * 8}, "0.21101"),  # auto is estimated as high
+    # + two input images at gpt-image-1's 765 tokens each, $8/M: 0.006 + 0.000015 + 0.01224
+    ("openai/gpt-image-2-edit", {"prompt": "a" * 12, "quality": "low", "image": [IMAGE_1000x800] * 2}, "0.018255"),
+    ("openai/gpt-4o-mini-tts", {"input": "a" * 1800}, "0.03"),  # 2 estimated minutes at $0.015
+    ("openai/gpt-4o-transcribe", {"file": AUDIO_90S}, "0.009"),  # 1.5 min x $0.006
 ]
 
 
