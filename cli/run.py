@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from flows.events import subscribe
 from flows.pipeline.flow import PipelineRun
@@ -52,9 +53,12 @@ def plan(spec: SpecArg, param: ParamOpt = [], refresh: RefreshOpt = False, as_js
         result = preflight(model, parse_params(param), refresh)
     except BoardflowError as exc:
         fail(exc)
+    for warning in result.warnings:
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if as_json:
         summary = {"pipeline": model.name, "order": result.order, "steps": result.rows()}
-        print(json.dumps(summary | {"total_usd": str(result.total_usd), "over_budget": result.over_budget}))
+        summary |= {"total_usd": str(result.total_usd), "over_budget": result.over_budget}
+        print(json.dumps(summary | {"warnings": result.warnings}))
     else:
         console.print(plan_table(result))
         console.print("Order: " + " → ".join(result.order))

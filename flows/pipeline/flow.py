@@ -23,7 +23,7 @@ from ..reporting.previews import Previews
 from .plan import Plan, make_plan
 from .runner import PipelineFailedError, PipelineRunner
 from .spec import PipelineSpec
-from .validate import validate
+from .validate import lifecycle_warnings, validate
 
 
 class PipelineRun(BaseModel):
@@ -163,4 +163,6 @@ async def plan_pipeline(
     registry = registry or get_registry()
     values = spec.resolve_params(params)
     order = validate(spec, registry, values)
-    return await make_plan(spec, order, values, registry, store or open_store(), refresh)
+    plan = await make_plan(spec, order, values, registry, store or open_store(), refresh)
+    plan.warnings = [str(w) for w in lifecycle_warnings(spec, registry)]
+    return plan

@@ -90,6 +90,8 @@ def _submit(fake: FakeProviderServer, endpoint: str, args: Any) -> Response:
     if problem := MODELS[endpoint][0](fake, args):
         return _invalid(*problem)
     job = fake.new_job("fal", endpoint, args)
+    if fake.knobs.reject_input:  # fal validates in the runner: the request is queued, run, then refused
+        job.error = "Unprocessable Entity"
     if fake.take_drop():
         return Response(drop=True)
     app = "/".join(endpoint.split("/")[:2])  # like fal: the URLs name the app, not the endpoint's sub-path
@@ -128,6 +130,9 @@ def _job_route(fake: FakeProviderServer, job: Any, app: str, method: str, action
     if action == "" and method == "GET":
         if state in ("queued", "running"):
             return json_response({"detail": "Request is still in progress"}, 400)
+        if state == "failed" and job.error == "Unprocessable Entity":  # fal's error shape (docs.fal.ai/errors)
+            detail = {"loc": ["body", "prompt"], "msg": "rejected by the model", "type": "value_error"}
+            return json_response({"detail": [detail]}, 422)
         if state in ("failed", "canceled"):
             return json_response({"detail": job.error or "Request was cancelled"}, 500)
         if job.output is None:

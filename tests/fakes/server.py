@@ -53,6 +53,7 @@ class Knobs:
     faults_on: str = "all"  # "all" API requests, or only "submissions" (status polls and results stay clean)
     drop_after_submit: int = 0  # the next N submissions are billed, then the connection is cut unanswered
     fail_jobs: bool = False  # accepted jobs end in failure
+    reject_input: bool = False  # fal: the runner takes the job, then rejects its input (422 on the result; billed)
     slow_download: float = 0.0  # seconds to stream each output file
     exhausted_credit: bool = False  # every API request gets the provider's out-of-credit answer
     audio_bytes: int = 0  # when set, audio answers stream this many bytes (chunked, no length) after the real clip

@@ -89,7 +89,7 @@ async def test_inputs_outside_the_models_bounds_fail_before_any_request(fake, ho
         await hosted("fal/flux-dev").run({"prompt": "x", "num_inference_steps": 80, "num_images": 9}, hosted_ctx)
     assert {field for field, _ in info.value.problems} == {"num_inference_steps", "num_images"}
     with pytest.raises(InputValidationError, match="transparent"):
-        await hosted("openai/gpt-image-1").run(
+        await hosted("openai/gpt-image-2").run(
             {"prompt": "x", "background": "transparent", "output_format": "jpeg"}, hosted_ctx
         )
     assert fake.request_log == []

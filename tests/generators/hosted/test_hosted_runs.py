@@ -115,23 +115,23 @@ async def test_replicate_minimax_video_from_a_first_frame(fake, hosted_ctx, phot
 
 async def test_openai_image_cost_comes_from_the_reported_tokens(fake, hosted_ctx):
     prompt = "a teapot on a table"  # the fake counts len // 4 + 1 = 5 prompt tokens
-    result = await hosted("openai/gpt-image-1").run(
+    result = await hosted("openai/gpt-image-2").run(
         {"prompt": prompt, "quality": "low", "size": "1024x1024"}, hosted_ctx
     )
     image = result.primary
     assert (image.width, image.height, image.format) == (1024, 1024, "png")
     assert_not_blank(stored_path(hosted_ctx, image))
-    assert result.actual_cost_usd == Decimal("0.01088") + Decimal("0.000025")
+    assert result.actual_cost_usd == Decimal("0.00816") + Decimal("0.000025")  # 272 output tokens at $30/M
 
 
 async def test_openai_image_edit_sends_each_image(fake, hosted_ctx, photo):
     other = await hosted_ctx.store_image_result(media.image(120, 90, "png", 7))
-    result = await hosted("openai/gpt-image-1-edit").run(
+    result = await hosted("openai/gpt-image-2-edit").run(
         {"prompt": "put them side by side", "image": [photo, other], "quality": "low", "size": "1536x1024"}, hosted_ctx
     )
     assert (result.primary.width, result.primary.height) == (1536, 1024)
     assert set(result.primary.parents) == {photo.sha256, other.sha256}
-    assert result.actual_cost_usd > Decimal("0.0153")  # includes 2 x 765 input image tokens at $10/M
+    assert result.actual_cost_usd > Decimal("0.0122")  # includes the reported input image tokens at $8/M
 
 
 @pytest.mark.parametrize(("name", "fmt"), [("openai/tts-1", "mp3"), ("openai/tts-1-hd", "flac")])
