@@ -102,7 +102,8 @@ class Registry:
         """Register generators from installed packages that declare the `boardflow.generators` entry point.
 
         An entry point may name a hosted `Provider` (its entries become generators), a BaseGenerator
-        subclass, an instance, an iterable of either, or a callable taking the registry. A plugin that fails to load is recorded, not fatal.
+        subclass, an instance, an iterable of either, or a callable taking the registry. A plugin that
+        fails to load is recorded, not fatal.
         """
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             dist = f"{ep.dist.name} {ep.dist.version} " if ep.dist is not None else ""
