@@ -1,7 +1,14 @@
-"""fal's queue API (queue.fal.run) and storage upload (rest.alpha.fal.ai) as the fake server speaks them."""
+"""fal's queue API (queue.fal.run), CDN token (rest.fal.ai) and CDN uploads (v3.fal.media) as the fake speaks them.
+
+The upload protocol is the official clients' (github.com/fal-ai/fal, fal_client/client.py): a token from
+`POST /storage/auth/token?storage_type=fal-cdn-v3`, then `POST <base_url>/files/upload` with the bytes, or
+for large files `POST <base_url>/files/upload/multipart`, `PUT <access_url>/multipart/<id>/<n>` per part
+(answered with an ETag) and `POST <access_url>/multipart/<id>/complete` with the parts.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -11,7 +18,9 @@ from . import media
 if TYPE_CHECKING:
     from .server import FakeProviderServer, Request, Response
 
-QUEUE, REST, UPLOAD = "/fal/queue/", "/fal/rest/", "/fal/upload/"
+QUEUE, REST, CDN = "/fal/queue/", "/fal/rest/", "/fal/cdn/"
+CDN_TOKEN = "fake-cdn-token-5e1f"
+MAX_BODY = 100 * 1024 * 1024  # one request's body limit at fal's CDN; larger files must go up in parts
 IMAGE_SIZES = {
     "square_hd": (1024, 1024),
     "square": (512, 512),
@@ -51,24 +60,25 @@ def _invalid(field: str, msg: str) -> Response:
 
 
 def handle(fake: FakeProviderServer, req: Request) -> Response:
-    from .server import Response, json_response
+    from .server import json_response
 
-    if req.path.startswith(UPLOAD) and req.method == "PUT":  # the signed URL: no key, no faults
-        if "authorization" in req.headers:  # signed URLs refuse a second credential, and it must not leak there
-            return json_response({"detail": "signed upload URLs take no Authorization header"}, 400)
-        name = req.path.removeprefix(UPLOAD)
-        with fake._lock:
-            fake.files[name] = (req.body, req.headers.get("content-type", "application/octet-stream"))
-        return Response(200, b"", "text/plain")
+    if req.path.startswith(CDN) or "/multipart/" in req.path:  # the CDN: the token, never the key
+        return _cdn(fake, req)
     rest = req.path.startswith(REST)
     submission = req.method == "POST" and not rest
     if blocked := fake.gate("fal", presented_key(req), error, submission=submission):
         return blocked
-    if rest and req.path == REST + "storage/upload/initiate" and req.method == "POST":
-        body = req.json()
-        ext = body["file_name"].rsplit(".", 1)[-1]
-        name = f"{time.time_ns()}.{ext}"
-        return json_response({"upload_url": f"{fake.url}{UPLOAD}{name}", "file_url": f"{fake.url}/files/{name}"})
+    if rest and req.path == REST + "storage/auth/token" and req.method == "POST":
+        if req.query.get("storage_type") != "fal-cdn-v3":
+            return json_response({"detail": "unknown storage_type"}, 400)
+        return json_response(
+            {
+                "token": CDN_TOKEN,
+                "token_type": "Bearer",
+                "base_url": f"{fake.url}{CDN.rstrip('/')}",
+                "expires_at": "2099-01-01T00:00:00+00:00",
+            }
+        )
     tail = req.path.removeprefix(QUEUE)
     if "/requests/" in tail:
         app, _, rest_path = tail.partition("/requests/")
@@ -80,6 +90,43 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
     if req.method != "POST":
         return json_response({"detail": "Method Not Allowed"}, 405)
     return _submit(fake, tail, req.json())
+
+
+def _cdn(fake: FakeProviderServer, req: Request) -> Response:
+    from .server import Response, json_response
+
+    if req.headers.get("authorization") != f"Bearer {CDN_TOKEN}":
+        return json_response({"detail": "a CDN token is required (and the API key is refused here)"}, 401)
+    fake.cdn_requests.append((req.method, req.path, len(req.body)))
+    if len(req.body) > fake.knobs.fal_max_body:
+        return json_response({"detail": "Payload Too Large"}, 413)
+    if req.method == "POST" and req.path == CDN + "files/upload":
+        ext = req.headers.get("x-fal-file-name", "upload.bin").rsplit(".", 1)[-1]
+        name = f"{time.time_ns()}.{ext}"
+        with fake._lock:
+            fake.files[name] = (req.body, req.headers.get("content-type", "application/octet-stream"))
+        return json_response({"access_url": f"{fake.url}/files/{name}"})
+    if req.method == "POST" and req.path == CDN + "files/upload/multipart":
+        ext = req.headers.get("x-fal-file-name", "upload.bin").rsplit(".", 1)[-1]
+        name, upload_id = f"{time.time_ns()}.{ext}", f"up-{time.time_ns()}"
+        fake.multipart[upload_id] = (name, req.headers.get("content-type", "application/octet-stream"), {})
+        return json_response({"access_url": f"{fake.url}/files/{name}", "uploadId": upload_id})
+    name, _, rest = req.path.removeprefix("/files/").partition("/multipart/")
+    upload_id, _, part = rest.partition("/")
+    if upload_id not in fake.multipart or fake.multipart[upload_id][0] != name:
+        return json_response({"detail": "unknown upload"}, 404)
+    _, ctype, parts = fake.multipart[upload_id]
+    if req.method == "PUT" and part.isdigit():
+        parts[int(part)] = req.body
+        return Response(200, b"", "text/plain", headers={"ETag": f'"etag-{part}"'})
+    if req.method == "POST" and part == "complete":
+        listed = [p["partNumber"] for p in json.loads(req.body)["parts"]]
+        if listed != sorted(parts) or listed != list(range(1, len(parts) + 1)):
+            return json_response({"detail": f"parts {listed} do not match the uploaded {sorted(parts)}"}, 400)
+        with fake._lock:
+            fake.files[name] = (b"".join(parts[n] for n in listed), ctype)
+        return json_response({"access_url": f"{fake.url}/files/{name}"})
+    return json_response({"detail": "Not Found"}, 404)
 
 
 def _submit(fake: FakeProviderServer, endpoint: str, args: Any) -> Response:
