@@ -172,3 +172,46 @@ def lineage(
     except BoardflowError as exc:
         fail(exc)
     console.print(lineage_tree(root))
+
+
+def generators_import(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="fal:<endpoint-id> (e.g. fal:fal-ai/seedvr/upscale/image) or replicate:<owner>/<name> "
+            "(e.g. replicate:tencentarc/gfpgan).",
+            metavar="PROVIDER:MODEL",
+        ),
+    ],
+    kind: Annotated[
+        str | None, typer.Option(help="What the model makes (image, video, audio, text) when its schema does not say.")
+    ] = None,
+    entry_id: Annotated[
+        str | None, typer.Option("--id", help="The boardflow id to give it (default: from the model).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an entry of the same id.")] = False,
+) -> None:
+    """Add any fal or Replicate model to your catalogue, from the provider's own published schema.
+
+    Reads the model's OpenAPI (fal publishes one per endpoint; Replicate returns the latest version's
+    openapi_schema, which needs REPLICATE_API_TOKEN) and writes one YAML entry into the catalogue folder
+    (BOARDFLOW_CATALOGUE_DIR, default <data folder>/catalogue). The entry's price is `unknown`: `plan`
+    says so, and a pipeline with max_cost_usd refuses the step until you add a price to the entry.
+    """
+    from generators.catalogue.importer import import_model
+    from generators.settings import get_settings
+
+    if kind is not None and kind not in ("image", "video", "audio", "text"):
+        fail(InputError(f"--kind {kind!r} is not one of image, video, audio, text."))
+    folder = get_settings().catalogue_dir
+    try:
+        path, doc = asyncio.run(import_model(source, folder, kind=kind, entry_id=entry_id, force=force))
+    except BoardflowError as exc:
+        fail(exc)
+    inputs = ", ".join(doc["input"]["properties"])
+    console.print(f"wrote [bold]{doc['id']}[/] ({doc['kind']}) to {path}", soft_wrap=True)
+    console.print(f"inputs: {escape(inputs)}", soft_wrap=True)
+    console.print(
+        f"price: unknown — add one to the entry from {doc['price']['source']} before running it under a budget cap.",
+        soft_wrap=True,
+    )

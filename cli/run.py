@@ -63,7 +63,13 @@ def plan(spec: SpecArg, param: ParamOpt = [], refresh: RefreshOpt = False, as_js
         console.print(plan_table(result))
         console.print("Order: " + " → ".join(result.order))
     if result.over_budget:
-        err_console.print(f"[bold red]Over budget:[/] the plan exceeds max_cost_usd {result.max_cost_usd}.")
+        if unpriced := result.unpriced_steps:
+            err_console.print(
+                f"[bold red]Over budget:[/] {', '.join(unpriced)} use a model with no known price, so "
+                f"max_cost_usd {result.max_cost_usd} cannot be kept. Add the price to its catalogue entry."
+            )
+        else:
+            err_console.print(f"[bold red]Over budget:[/] the plan exceeds max_cost_usd {result.max_cost_usd}.")
         raise typer.Exit(2)
 
 
@@ -119,6 +125,14 @@ def run_flow(
         require_api()
     except BoardflowError as exc:
         fail(exc)
+    if planned.over_budget and planned.unpriced_steps:
+        fail(
+            BoardflowError(
+                f"{', '.join(planned.unpriced_steps)} use a model with no known price, so max_cost_usd "
+                f"{spec.max_cost_usd} cannot be kept; nothing was run.",
+                hint="Add the provider's price to the model's catalogue entry (price.terms), or drop the cap.",
+            )
+        )
     if planned.over_budget:
         fail(
             BoardflowError(f"The plan ({planned.total_usd}) is over max_cost_usd {spec.max_cost_usd}; nothing was run.")

@@ -222,12 +222,13 @@ class StorageError(BoardflowError):
 
 
 class BudgetExceededError(BoardflowError):
-    def __init__(self, message: str, *, planned_usd: Decimal, cap_usd: Decimal):
+    def __init__(self, message: str, *, planned_usd: Decimal, cap_usd: Decimal, hint: str | None = None):
         self.planned_usd = planned_usd
         self.cap_usd = cap_usd
         super().__init__(
             message,
-            hint=f"Raise max_cost_usd above {planned_usd} or reduce the work (fewer rows/steps, cheaper models).",
+            hint=hint
+            or f"Raise max_cost_usd above {planned_usd} or reduce the work (fewer rows/steps, cheaper models).",
         )
 
 

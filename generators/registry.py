@@ -43,6 +43,15 @@ class Registry:
         self.enabled_only: set[str] | None = None
         self.providers: dict[str, Provider] = {}
 
+    def register_builtins(self) -> Registry:
+        """The generators and hosted providers boardflow ships (local ones, and one per catalogue entry)."""
+        from . import builtin
+
+        for gen in builtin.generators():
+            self.register(gen)
+        self.providers.update({p.name: p for p in builtin.providers()})
+        return self
+
     def add_provider(self, provider: Provider, *, source: str = "builtin") -> None:
         """Register a hosted provider (client, credential, entries, prices) and every generator of its entries."""
         if provider.name in self.providers:
@@ -185,12 +194,7 @@ def get_registry() -> Registry:
     if (current := _current.get()) is not None:
         return current
     if _default is None:
-        registry = Registry()
-        from . import builtin
-
-        for gen in builtin.generators():
-            registry.register(gen)
-        registry.providers.update({p.name: p for p in builtin.providers()})
+        registry = Registry().register_builtins()
         registry.load_plugins()
         registry.load_catalogue(get_settings().catalogue_dir)
         registry.apply_config(get_settings().config_file)

@@ -115,6 +115,14 @@ async def _execute(
         costs.usd(plan.total_usd),
         costs.usd(plan.saved_usd),
     )
+    if plan.over_budget and plan.unpriced_steps:
+        raise BudgetExceededError(
+            f"Pipeline {spec.name!r}: {', '.join(plan.unpriced_steps)} use a model with no known price, so "
+            f"max_cost_usd {costs.usd(spec.max_cost_usd or 0)} cannot be kept; nothing was run.",
+            planned_usd=plan.total_usd,
+            cap_usd=spec.max_cost_usd or Decimal(0),
+            hint="Add the provider's price to the model's catalogue entry (price.terms), or drop the cap.",
+        )
     if plan.over_budget:
         raise BudgetExceededError(
             f"Pipeline {spec.name!r} plans {costs.usd(plan.total_usd)}, over max_cost_usd "

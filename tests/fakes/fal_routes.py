@@ -13,7 +13,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import media
+from . import media, snapshots
 
 if TYPE_CHECKING:
     from .server import FakeProviderServer, Request, Response
@@ -64,6 +64,11 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
 
     if req.path.startswith(CDN) or "/multipart/" in req.path:  # the CDN: the token, never the key
         return _cdn(fake, req)
+    if req.path == "/fal/openapi/queue/openapi.json" and req.method == "GET":  # public: no key needed
+        doc = snapshots.fal_doc(req.query.get("endpoint_id", ""))
+        if doc is None:
+            return json_response({"detail": f"Endpoint {req.query.get('endpoint_id')!r} not found"}, 404)
+        return json_response(doc)
     rest = req.path.startswith(REST)
     submission = req.method == "POST" and not rest
     if blocked := fake.gate("fal", presented_key(req), error, submission=submission):
@@ -89,7 +94,13 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
         return _job_route(fake, job, app, req.method, action)
     if req.method != "POST":
         return json_response({"detail": "Method Not Allowed"}, 405)
-    return _submit(fake, tail, req.json())
+    if not req.headers.get("content-type", "").startswith("application/json"):
+        return json_response({"detail": "Content-Type must be application/json"}, 400)
+    try:
+        args = req.json()
+    except ValueError:
+        return json_response({"detail": "The request body is not valid JSON"}, 400)
+    return _submit(fake, tail, args)
 
 
 def _cdn(fake: FakeProviderServer, req: Request) -> Response:
@@ -132,13 +143,16 @@ def _cdn(fake: FakeProviderServer, req: Request) -> Response:
 def _submit(fake: FakeProviderServer, endpoint: str, args: Any) -> Response:
     from .server import Response, json_response
 
-    if endpoint not in MODELS:
+    doc = snapshots.fal_doc(endpoint)
+    if endpoint not in MODELS and doc is None:
         return json_response({"detail": f"Application '{endpoint}' not found"}, 404)
-    if problem := MODELS[endpoint][0](fake, args):
+    if endpoint in MODELS and (problem := MODELS[endpoint][0](fake, args)):
         return _invalid(*problem)
     job = fake.new_job("fal", endpoint, args)
-    if fake.knobs.reject_input:  # fal validates in the runner: the request is queued, run, then refused
+    found = snapshots.problems(snapshots.fal_input_schema(doc, endpoint), args) if doc else []
+    if fake.knobs.reject_input or found:  # fal validates in the runner: the request is queued, run, then refused
         job.error = "Unprocessable Entity"
+        job.output = [{**p, "loc": ["body", *p["loc"]]} for p in found]
     if fake.take_drop():
         return Response(drop=True)
     app = "/".join(endpoint.split("/")[:2])  # like fal: the URLs name the app, not the endpoint's sub-path
@@ -178,12 +192,13 @@ def _job_route(fake: FakeProviderServer, job: Any, app: str, method: str, action
         if state in ("queued", "running"):
             return json_response({"detail": "Request is still in progress"}, 400)
         if state == "failed" and job.error == "Unprocessable Entity":  # fal's error shape (docs.fal.ai/errors)
-            detail = {"loc": ["body", "prompt"], "msg": "rejected by the model", "type": "value_error"}
-            return json_response({"detail": [detail]}, 422)
+            detail = job.output or [{"loc": ["body", "prompt"], "msg": "rejected by the model", "type": "value_error"}]
+            return json_response({"detail": detail}, 422)
         if state in ("failed", "canceled"):
             return json_response({"detail": job.error or "Request was cancelled"}, 500)
         if job.output is None:
-            job.output = MODELS[job.model][1](fake, job.input)
+            make = MODELS[job.model][1] if job.model in MODELS else _from_snapshot
+            job.output = make(fake, job.input)
         return json_response(job.output)
     return json_response({"detail": "Not Found"}, 404)
 
@@ -274,6 +289,15 @@ def _kling(fake: FakeProviderServer, args: dict) -> dict:
             "file_size": len(data),
         }
     }
+
+
+def _from_snapshot(fake: FakeProviderServer, args: dict) -> dict:
+    """An image for an image endpoint known only by its snapshot: the input image, scaled by upscale_factor."""
+    width, height = media.probe_image_size(fake.file_bytes(args["image_url"]))
+    factor = float(args.get("upscale_factor", 2))
+    out_w, out_h = math.floor(width * factor), math.floor(height * factor)
+    url = fake.add_file(media.image(out_w, out_h, "png", 5), "png")
+    return {"image": {"url": url, "content_type": "image/png", "width": out_w, "height": out_h}, "seed": 1}
 
 
 MODELS = {

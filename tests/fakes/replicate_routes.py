@@ -6,7 +6,7 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import media
+from . import media, snapshots
 
 if TYPE_CHECKING:
     from .server import FakeProviderServer, Job, Request, Response
@@ -67,6 +67,24 @@ def _invalid(field: str, msg: str) -> Response:
     )
 
 
+def _invalid_all(found: list[dict]) -> Response:
+    """Replicate's 422 for input that breaks the version's schema: a problem details body listing each field."""
+    from .server import json_response
+
+    lines = "\n".join(f"- input.{'.'.join(p['loc'])}: {p['msg']}" for p in found)
+    fields = [{"type": p["type"], "field": f"input.{'.'.join(p['loc'])}", "description": p["msg"]} for p in found]
+    body = {"title": "Input validation failed", "detail": lines, "status": 422, "invalid_fields": fields}
+    return json_response(body, 422)
+
+
+def _restored(fake: FakeProviderServer, args: dict) -> str:
+    """The output of a model known only by its snapshot (a face restorer): its input image, rescaled."""
+    source = args.get("img") or args.get("image")
+    width, height = media.probe_image_size(fake.file_bytes(source))
+    scale = float(args.get("scale", 2))
+    return fake.add_file(media.image(int(width * scale), int(height * scale), "png", 6), "png")
+
+
 def handle(fake: FakeProviderServer, req: Request) -> Response:
     from .server import json_response
 
@@ -102,9 +120,21 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
         if action == "cancel" and req.method == "POST" and job.state(time.time()) in ("queued", "running"):
             job.canceled = True
         return json_response(_prediction(fake, job))
+    if req.method == "GET" and path.startswith("models/") and path.count("/") == 2:
+        model = snapshots.replicate_model(path.removeprefix("models/"))
+        if model is None:
+            return json_response({"title": "Not found", "detail": "Model not found", "status": 404}, 404)
+        return json_response(model)
     if req.method != "POST":
         return json_response({"title": "Method not allowed", "status": 405}, 405)
-    body = req.json()
+    if not req.headers.get("content-type", "").startswith("application/json"):
+        return json_response(
+            {"title": "Bad request", "detail": "Content-Type must be application/json", "status": 400}, 400
+        )
+    try:
+        body = req.json()
+    except ValueError:
+        return error(400)
     if path == "predictions":
         model = body.get("version", "")
         model = model.split(":")[-1]  # "owner/name:version" is accepted too
@@ -118,7 +148,11 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
 def _create(fake: FakeProviderServer, model: str, args: Any, prefer: str) -> Response:
     from .server import Response, json_response
 
-    if model not in MODELS:
+    snapshot = snapshots.replicate_version(model)
+    if snapshot is not None and isinstance(args, dict):
+        if found := snapshots.problems(snapshots.replicate_input_schema(snapshot), args):
+            return _invalid_all(found)
+    elif model not in MODELS:
         return json_response(
             {
                 "title": "Invalid version or not permitted",
@@ -129,7 +163,7 @@ def _create(fake: FakeProviderServer, model: str, args: Any, prefer: str) -> Res
         )
     if not isinstance(args, dict):
         return _invalid("input", "input is required")
-    if problem := MODELS[model][0](fake, args):
+    if model in MODELS and (problem := MODELS[model][0](fake, args)):
         return _invalid(*problem)
     job = fake.new_job("replicate", model, args)
     if fake.take_drop():
@@ -153,7 +187,7 @@ def _prediction(fake: FakeProviderServer, job: Job) -> dict:
         "canceled": "canceled",
     }[state]
     if state == "done" and job.output is None:
-        job.output = MODELS[job.model][1](fake, job.input)
+        job.output = (MODELS[job.model][1] if job.model in MODELS else _restored)(fake, job.input)
     finished = state in ("done", "failed")
     base = f"{fake.url}{V1}predictions/{job.id}"
     return {
