@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any
 
-from . import media
+from . import media, snapshots
 
 if TYPE_CHECKING:
     from .server import FakeProviderServer, Request, Response
@@ -32,6 +32,28 @@ MODELS = {
         "gpt-4o-transcribe-diarize",
     },
 }
+SCHEMAS = {
+    "images/generations": "CreateImageRequest",
+    "images/edits": "CreateImageEditRequest",
+    "audio/speech": "CreateSpeechRequest",
+    "audio/transcriptions": "CreateTranscriptionRequest",
+}
+
+
+def _check(schema_name: str, body: Any) -> Response | None:
+    """OpenAI's 400 for a body its reference refuses: the first problem, naming the parameter."""
+    found = snapshots.problems(snapshots.openai_doc()[schema_name], body)
+    if not found:
+        return None
+    param = ".".join(found[0]["loc"]) or None
+    if found[0]["type"] == "missing":
+        return _error(400, f"Missing required parameter: '{param}'.", "invalid_request_error", None, param)
+    if found[0]["type"] == "extra_forbidden":
+        return _error(400, f"Unrecognized request argument supplied: {found[0]['msg']}", "invalid_request_error", None)
+    message = f"Invalid value for '{param}': {found[0]['msg']}"
+    return _error(400, message, "invalid_request_error", "invalid_value", param)
+
+
 VOICES = {"alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse"}
 
 
@@ -87,8 +109,18 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
     path = req.path.removeprefix(V1)
     if req.method != "POST":
         return _error(405, "Method not allowed", "invalid_request_error", None)
+    if path in ("images/generations", "audio/speech"):
+        if not req.headers.get("content-type", "").startswith("application/json"):
+            return _error(400, "Content-Type must be application/json.", "invalid_request_error", None)
+        try:
+            req.json()
+        except ValueError:
+            return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error", None)
     if path in MODELS:
-        model = (req.json() if path in ("images/generations", "audio/speech") else req.form()[0]).get("model")
+        body = req.json() if path in ("images/generations", "audio/speech") else snapshots.form_values(req.form()[0])
+        if rejected := _check(SCHEMAS[path], body):
+            return rejected
+        model = body.get("model")
         if model not in MODELS[path]:
             return _error(
                 404,

@@ -148,7 +148,7 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
 def _create(fake: FakeProviderServer, model: str, args: Any, prefer: str) -> Response:
     from .server import Response, json_response
 
-    snapshot = snapshots.replicate_version(model)
+    snapshot = snapshots.replicate_model(model) if "/" in model else snapshots.replicate_version(model)
     if snapshot is not None and isinstance(args, dict):
         if found := snapshots.problems(snapshots.replicate_input_schema(snapshot), args):
             return _invalid_all(found)

@@ -68,3 +68,25 @@ def problems(schema: dict[str, Any], value: Any) -> list[dict[str, Any]]:
             loc.append(error.message.split("'")[1])
         found.append({"loc": loc, "msg": error.message, "type": _CODES.get(str(error.validator), "value_error")})
     return found
+
+
+@functools.cache
+def openai_doc() -> dict[str, Any]:
+    return json.loads((ROOT / "openai.json").read_text())
+
+
+@functools.cache
+def elevenlabs_doc() -> dict[str, Any]:
+    return json.loads((ROOT / "elevenlabs.json").read_text())
+
+
+def form_values(fields: dict[str, str]) -> dict[str, Any]:
+    """Multipart fields as the API reads them: the numeric ones parsed (a value that is not one stays text)."""
+    numbers = set(openai_doc()["x-form-numbers"])
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        try:
+            out[name] = float(value) if name in numbers and "." in value else int(value) if name in numbers else value
+        except ValueError:
+            out[name] = value
+    return out
