@@ -35,8 +35,8 @@ def read_entries(path: Path) -> list[HostedSpec]:
 
 
 def shipped_entries(provider: str) -> list[HostedSpec]:
-    """The entries boardflow ships for `provider` (generators/catalogue/<provider>.yaml)."""
-    return [e for e in read_entries(SHIPPED / f"{provider}.yaml") if e.provider == provider]
+    """The entries boardflow ships for `provider` (every generators/catalogue/*.yaml entry naming it)."""
+    return [e for path in sorted(SHIPPED.glob("*.yaml")) for e in read_entries(path) if e.provider == provider]
 
 
 @dataclass(frozen=True)

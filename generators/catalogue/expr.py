@@ -49,6 +49,7 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "int": lambda v: int(Decimal(str(v))),
     "number": lambda v: Decimal(str(v)),
     "largest": lambda table: max(table.values()),  # e.g. the dearest size of a token table
+    "seconds": lambda value: Decimal(str(value).removesuffix("s")),  # "8s" -> 8 (durations given as text)
 }
 
 

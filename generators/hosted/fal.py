@@ -63,12 +63,20 @@ def parse_result(data: Any, field: str, model: str) -> _FalResult:
         parse_data(_FalResult, {}, "fal", f"{model} result (no {field!r} field)")
     value = data[field]
     files = value if isinstance(value, list) else [value]
+    files = [{"url": f} if isinstance(f, str) else f for f in files]  # some endpoints answer a bare URL
     return parse_data(
         _FalResult,
         {"files": files, "has_nsfw_concepts": data.get("has_nsfw_concepts") or []},
         "fal",
         f"{model} result",
     )
+
+
+def _text_of(data: Any, spec: Any) -> str:
+    field = spec.output["text"]
+    if not isinstance(data, dict) or not isinstance(data.get(field), str):
+        parse_data(_FalResult, {}, "fal", f"{spec.model} result (no text field {field!r})")
+    return data[field]
 
 
 class _FalRecord(JobRecord):
@@ -99,7 +107,11 @@ class FalGenerator(HostedGenerator):
             status = await fal.wait(job, timeout=self.spec.max_wait_s, progress=context.publish_progress)
             if status.error:
                 await self._raise_failed(fal, job, inputs, context, status.error)
-            result = parse_result(await fal.result(job), self.spec.output.get("field", "images"), self.spec.model)
+            data = await fal.result(job)
+            if "text" in self.spec.output:  # speech to text: the transcript is a field of the answer
+                await context.clear_job()
+                return output_for("text", [await context.store_text_result(_text_of(data, self.spec))])
+            result = parse_result(data, self.spec.output.get("field", "images"), self.spec.model)
             if any(result.has_nsfw_concepts):
                 raise JobFailedError(
                     "fal's safety checker replaced an image with a black one",

@@ -197,8 +197,10 @@ def _job_route(fake: FakeProviderServer, job: Any, app: str, method: str, action
         if state in ("failed", "canceled"):
             return json_response({"detail": job.error or "Request was cancelled"}, 500)
         if job.output is None:
-            make = MODELS[job.model][1] if job.model in MODELS else _from_snapshot
-            job.output = make(fake, job.input)
+            if job.model in MODELS:
+                job.output = MODELS[job.model][1](fake, job.input)
+            else:
+                job.output = _from_snapshot(fake, job.model, job.input)
         return json_response(job.output)
     return json_response({"detail": "Not Found"}, 404)
 
@@ -291,13 +293,35 @@ def _kling(fake: FakeProviderServer, args: dict) -> dict:
     }
 
 
-def _from_snapshot(fake: FakeProviderServer, args: dict) -> dict:
-    """An image for an image endpoint known only by its snapshot: the input image, scaled by upscale_factor."""
-    width, height = media.probe_image_size(fake.file_bytes(args["image_url"]))
-    factor = float(args.get("upscale_factor", 2))
-    out_w, out_h = math.floor(width * factor), math.floor(height * factor)
-    url = fake.add_file(media.image(out_w, out_h, "png", 5), "png")
-    return {"image": {"url": url, "content_type": "image/png", "width": out_w, "height": out_h}, "seed": 1}
+def _from_snapshot(fake: FakeProviderServer, endpoint: str, args: dict) -> dict:
+    """An answer for an endpoint known only by its snapshot: media of the kind its category names, in the output
+    field its schema has (an upscaler's image is its input scaled by upscale_factor)."""
+    doc = snapshots.fal_doc(endpoint)
+    assert doc is not None
+    output = next(s for n, s in doc["components"]["schemas"].items() if n.endswith("Output"))
+    field = next(iter(output["properties"]))
+    kind = doc["info"]["x-fal-metadata"]["category"].rpartition("-to-")[2]
+    if kind == "text":
+        return {field: "This is a fake transcript.", "chunks": []}
+    if kind == "image" and "image_url" in args:
+        width, height = media.probe_image_size(fake.file_bytes(args["image_url"]))
+        factor = float(args.get("upscale_factor", 2))
+        width, height = math.floor(width * factor), math.floor(height * factor)
+    else:
+        width, height = 64, 48
+    if kind == "image":
+        data, ext = media.image(width, height, "png", 5), "png"
+    elif kind == "video":
+        data, ext = media.video(*fake.knobs.video_size, 1.0, 24, 3), "mp4"
+    else:
+        data, ext = media.audio(1.5, "mp3", 44100, 1, 2), "mp3"
+    file = {"url": fake.add_file(data, ext), "content_type": CONTENT[ext]}
+    if kind == "image":
+        file |= {"width": width, "height": height}
+    return {field: [file] if output["properties"][field].get("type") == "array" else file, "seed": 1}
+
+
+CONTENT = {"png": "image/png", "mp4": "video/mp4", "mp3": "audio/mpeg"}
 
 
 MODELS = {

@@ -24,7 +24,11 @@ from tests.fakes.fixtures import hosted
 ENTRIES = [g for g in HOSTED_GENERATORS]
 ACTIVE = [g for g in ENTRIES if g.lifecycle.status != "shut_down"]
 KINDS = ("enum", "maximum", "minimum", "maxLength", "type", "required")
-FILES = {"image": ("png", lambda: media.image(64, 48, "png", 1)), "audio": ("mp3", lambda: media.audio(2.0, "mp3"))}
+FILES = {
+    "image": ("png", lambda: media.image(64, 48, "png", 1)),
+    "audio": ("mp3", lambda: media.audio(2.0, "mp3")),
+    "video": ("mp4", lambda: media.video(64, 48, 1.0, 24, 1)),
+}
 
 
 def ids(gen) -> str:
@@ -41,7 +45,7 @@ def test_the_entry_round_trips_through_yaml(gen):
 
 
 def minimal_inputs(gen, ctx_files: dict[str, Any]) -> dict[str, Any]:
-    """The required fields only: a prompt-like text, or an artifact of the field's kind."""
+    """The required fields only: a prompt-like text, a number, an enum's first value, or an artifact of its kind."""
     schema = gen.spec.input_schema
     inputs = {}
     for name in schema.get("required", []):
@@ -51,6 +55,10 @@ def minimal_inputs(gen, ctx_files: dict[str, Any]) -> dict[str, Any]:
             inputs[name] = [ctx_files[kind]] if field.get("type") == "array" else ctx_files[kind]
         elif "enum" in field:
             inputs[name] = field["enum"][0]
+        elif field.get("type") in ("integer", "number"):
+            inputs[name] = field.get("minimum", 5)
+        elif field.get("type") == "boolean":
+            inputs[name] = True
         else:
             inputs[name] = "a quiet harbour at dawn"
     return inputs
@@ -61,6 +69,7 @@ async def files(hosted_ctx):
     return {
         "image": await hosted_ctx.store_image_result(FILES["image"][1]()),
         "audio": await hosted_ctx.store_audio_result(FILES["audio"][1]()),
+        "video": await hosted_ctx.store_video_result(FILES["video"][1]()),
     }
 
 

@@ -55,9 +55,10 @@ def test_every_kind_of_step_is_covered():
 
 def test_every_price_names_its_unit_source_and_the_day_it_was_checked():
     for gen in HOSTED_GENERATORS:
-        price = gen.spec.price
-        assert price.source.startswith("https://") and isinstance(price.checked, dt.date)
-        assert price.unit and str(price.usd) in gen.cost_model
+        pricing = gen.spec.pricing
+        assert pricing.source.startswith("https://") and isinstance(pricing.checked, dt.date)
+        for term in pricing.terms:
+            assert term.price.unit and str(term.price.usd) in gen.cost_model
 
 
 @pytest.mark.parametrize("gen", HOSTED_GENERATORS, ids=lambda g: g.name)
