@@ -76,6 +76,8 @@ def check(formula: str, where: str) -> ast.Expression:
             raise ConfigurationError(f"{where}: {formula!r} uses {type(node).__name__}, which formulas do not allow.")
         if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             raise ConfigurationError(f"{where}: {formula!r} reads a private attribute.")
+        if isinstance(node, ast.Name) and node.id.startswith("_"):
+            raise ConfigurationError(f"{where}: formula {formula!r} names {node.id}, which formulas do not allow.")
         if isinstance(node, ast.Call) and (not isinstance(node.func, ast.Name) or node.keywords):
             raise ConfigurationError(f"{where}: {formula!r}: only plain calls of named functions are allowed.")
     return tree

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -30,9 +31,11 @@ def input_kinds(gen) -> frozenset[str]:
     return frozenset(found)
 
 
-def test_at_least_twelve_generators_across_the_four_providers_with_stable_ids():
+def test_at_least_sixty_generators_across_the_four_providers_with_stable_ids():
     names = [g.name for g in HOSTED_GENERATORS]
-    assert len(names) >= 12 and len(set(names)) == len(names)
+    assert len(names) >= 60 and len(set(names)) == len(names)
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    assert f"{len(names)} hosted models ship" in readme
     assert {g.provider for g in HOSTED_GENERATORS} == {"fal", "replicate", "openai", "elevenlabs"}
     for gen in HOSTED_GENERATORS:
         provider, _, model = gen.name.partition("/")
@@ -51,6 +54,27 @@ def test_every_kind_of_step_is_covered():
     music_or_effects = {"replicate/musicgen", "elevenlabs/sound-effects"}
     text_to_audio = {g.name for g in HOSTED_GENERATORS if (input_kinds(g), g.artifact_type) == (none, "audio")}
     assert speech <= text_to_audio and music_or_effects & text_to_audio
+
+
+FAMILIES = {  # Boards' families, each with one entry and the shape of step it is
+    "video-to-video": ("fal/wan-2.2-video-to-video", {"video"}, "video"),
+    "lipsync": ("fal/sync-lipsync-2", {"video", "audio"}, "video"),
+    "avatar": ("fal/omnihuman", {"image", "audio"}, "video"),
+    "upscaling": ("fal/topaz-upscale-image", {"image"}, "image"),
+    "background removal": ("fal/birefnet-v2", {"image"}, "image"),
+    "music": ("fal/stable-audio-2.5", set(), "audio"),
+    "sound effects": ("elevenlabs/sound-effects", set(), "audio"),
+    "speech-to-text": ("fal/wizper", {"audio"}, "text"),
+    "image edit": ("fal/nano-banana-edit", {"image"}, "image"),
+    "virtual try-on": ("fal/fashn-tryon", {"image"}, "image"),
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_of_boards_catalogue_has_an_entry(family):
+    name, inputs, output = FAMILIES[family]
+    gen = hosted(name)
+    assert (input_kinds(gen), gen.artifact_type) == (frozenset(inputs), output)
 
 
 def test_every_price_names_its_unit_source_and_the_day_it_was_checked():

@@ -73,6 +73,8 @@ CASES = [
     ("openai/whisper-1", {"file": AUDIO_90S}, "0.009"),  # 1.5 min x $0.006
     ("elevenlabs/multilingual-v2", {"text": "a" * 2500}, "0.25"),  # $0.10 per 1,000 characters
     ("elevenlabs/flash-v2.5", {"text": "a" * 2500}, "0.125"),  # $0.05 per 1,000 characters
+    ("elevenlabs/turbo-v2.5", {"text": "a" * 2500}, "0.125"),
+    ("elevenlabs/v3", {"text": "a" * 2500}, "0.25"),  # $0.10 per 1,000 characters
     # 25 credits per second of a set duration, 100 for an automatic one, at $0.10 per 1,000 credits.
     ("elevenlabs/sound-effects", {"text": "thunder", "duration_seconds": 4}, "0.01"),
     ("elevenlabs/sound-effects", {"text": "thunder"}, "0.01"),
