@@ -68,8 +68,8 @@ class Plan:
     steps: list[PlannedStep]
     max_cost_usd: Decimal | None
     params: dict[str, Any] = field(default_factory=dict)  # the checked values the plan was made for
-    warnings: list[str] = field(default_factory=list)  # e.g. a step on a deprecated model, with its shut-down day
     results: dict[str, Any] = field(default_factory=dict)  # per step: the cached result(s) found, or None
+    warnings: list[str] = field(default_factory=list)  # e.g. a step on a deprecated model, with its shut-down day
 
     @property
     def step_count(self) -> int:
