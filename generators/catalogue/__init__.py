@@ -7,6 +7,7 @@ ship another through the `boardflow.generators` entry point by pointing it at a 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +19,14 @@ from ..errors import ConfigurationError
 from .entry import HostedSpec, Lifecycle, PriceRule, parse_entry
 
 SHIPPED = Path(__file__).parent
+# libyaml's loader when it is built in (ten times faster on the shipped catalogue), else the pure-Python one.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_entries(path: Path) -> list[HostedSpec]:
     """The entries of one YAML file: a list of entries, or `{entries: [...]}`."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506  (a safe loader)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigurationError(f"{path}: cannot read this catalogue file ({exc}).") from None
     items = raw.get("entries") if isinstance(raw, dict) and "entries" in raw else raw
@@ -34,9 +37,14 @@ def read_entries(path: Path) -> list[HostedSpec]:
     return [parse_entry(item, str(path)) for item in items]
 
 
+@functools.cache
+def _shipped() -> tuple[HostedSpec, ...]:
+    return tuple(e for path in sorted(SHIPPED.glob("*.yaml")) for e in read_entries(path))
+
+
 def shipped_entries(provider: str) -> list[HostedSpec]:
     """The entries boardflow ships for `provider` (every generators/catalogue/*.yaml entry naming it)."""
-    return [e for path in sorted(SHIPPED.glob("*.yaml")) for e in read_entries(path) if e.provider == provider]
+    return [e for e in _shipped() if e.provider == provider]
 
 
 @dataclass(frozen=True)
