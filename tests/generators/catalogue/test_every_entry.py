@@ -225,3 +225,22 @@ async def test_the_fake_refuses_a_shut_down_model_like_the_provider(fake, files,
     body = await provider_body(fake, gen, minimal_inputs(gen, files))
     with pytest.raises(ProviderInputError, match="does not exist"):
         await send(gen, body, files)
+
+
+@pytest.mark.parametrize("provider", ["fal", "replicate", "openai", "elevenlabs"])
+async def test_the_fake_refuses_a_model_id_the_provider_does_not_have(fake, files, provider):
+    import dataclasses
+
+    gen = next(
+        g
+        for g in ACTIVE
+        if g.provider == provider
+        and not any(
+            "x-artifact" in f or "x-artifact" in f.get("items", {}) for f in g.spec.input_schema["properties"].values()
+        )
+    )
+    unknown = dataclasses.replace(gen.spec, model="no-such/model-x", version="0" * 64 if gen.spec.version else None)
+    body = await provider_body(fake, gen, minimal_inputs(gen, files))
+    with pytest.raises(ProviderInputError) as info:
+        await send(type(gen)(unknown), body, files)
+    assert info.value.status_code in (400, 404, 422) and fake.submissions() == []
