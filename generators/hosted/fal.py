@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..context import GeneratorContext
-from ..errors import JobFailedError, ProviderInputError
+from ..errors import JobFailedError, ProviderError, ProviderInputError
 from ..providers.fal import FalClient, FalJob
 from ..providers.http import parse_data, store_output
 from ._base import HostedGenerator, JobRecord, output_for
@@ -139,6 +139,8 @@ class FalGenerator(HostedGenerator):
                 exc.charged_usd = await self.estimate_cost(inputs)
                 context.record_cost(exc.charged_usd)
                 raise
+        except ProviderError:
+            pass  # the failed request's own answer (a 5xx, never charged): its status already said why
         raise JobFailedError(f"request {job.request_id} failed: {error}", provider="fal")
 
     async def _rejoin(self, fal: FalClient, context: GeneratorContext) -> FalJob | None:

@@ -92,3 +92,12 @@ async def test_a_fal_request_its_runner_rejects_422_is_recorded_as_charged(fake,
     assert hosted_ctx.actual_cost_usd == Decimal("0.025")
     assert len(fake.submissions("fal")) == 1
     assert await hosted_ctx.previous_job() is None  # not rejoined: the same input fails the same way
+
+
+async def test_a_fal_request_that_fails_on_the_server_is_a_job_failure_and_costs_nothing(fake, hosted_ctx):
+    from generators.errors import JobFailedError
+
+    fake.set(fail_jobs=True)
+    with pytest.raises(JobFailedError, match="the model crashed"):
+        await hosted("fal/flux-schnell").run({"prompt": "a barn"}, hosted_ctx)
+    assert hosted_ctx.actual_cost_usd is None  # fal never charges server errors (fal FAQ)
