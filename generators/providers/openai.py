@@ -42,7 +42,7 @@ class InputTokensDetails(BaseModel):
 
 
 class ImageUsage(BaseModel):
-    """gpt-image-1 reports the tokens it billed: text and image input, image output."""
+    """The GPT image models report the tokens they billed: text and image input, image output."""
 
     model_config = ConfigDict(extra="ignore")
 
