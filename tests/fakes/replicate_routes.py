@@ -77,12 +77,21 @@ def _invalid_all(found: list[dict]) -> Response:
     return json_response(body, 422)
 
 
-def _restored(fake: FakeProviderServer, args: dict) -> str:
-    """The output of a model known only by its snapshot (a face restorer): its input image, rescaled."""
+def _from_snapshot(fake: FakeProviderServer, model: str, args: dict) -> str:
+    """The output of a model known only by its snapshot: a file of the kind it makes (`x-fake-makes`); an
+    image model given an image (a face restorer) answers that image rescaled by `scale`."""
+    snapshot = snapshots.replicate_model(model) if "/" in model else snapshots.replicate_version(model)
+    makes = (snapshot or {}).get("x-fake-makes", "image")
     source = args.get("img") or args.get("image")
-    width, height = media.probe_image_size(fake.file_bytes(source))
-    scale = float(args.get("scale", 2))
-    return fake.add_file(media.image(int(width * scale), int(height * scale), "png", 6), "png")
+    if makes == "image" and source:
+        width, height = media.probe_image_size(fake.file_bytes(source))
+        scale = float(args.get("scale", 2))
+        return fake.add_file(media.image(int(width * scale), int(height * scale), "png", 6), "png")
+    if makes == "video":
+        return fake.add_file(media.video(*fake.knobs.video_size, 1.0, 24, 2), "mp4")
+    if makes == "audio":
+        return fake.add_file(media.audio(1.5, "mp3", 44100, 1, 2), "mp3")
+    return fake.add_file(media.image(64, 48, "png", 6), "png")
 
 
 def handle(fake: FakeProviderServer, req: Request) -> Response:
@@ -187,7 +196,9 @@ def _prediction(fake: FakeProviderServer, job: Job) -> dict:
         "canceled": "canceled",
     }[state]
     if state == "done" and job.output is None:
-        job.output = (MODELS[job.model][1] if job.model in MODELS else _restored)(fake, job.input)
+        job.output = (
+            MODELS[job.model][1](fake, job.input) if job.model in MODELS else _from_snapshot(fake, job.model, job.input)
+        )
     finished = state in ("done", "failed")
     base = f"{fake.url}{V1}predictions/{job.id}"
     return {

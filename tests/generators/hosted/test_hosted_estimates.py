@@ -48,6 +48,7 @@ CASES = [
     # Replicate official models: per output.
     ("replicate/flux-schnell", {"prompt": "x", "num_outputs": 3}, "0.009"),
     ("replicate/minimax-video-01", {"prompt": "x"}, "0.50"),
+    ("replicate/flux-1.1-pro", {"prompt": "x"}, "0.04"),  # per image
     # Replicate community models: typical seconds x hardware $/s (T4 $0.000225, A100 80GB $0.0014).
     ("replicate/real-esrgan", {"image": IMAGE_1000x800, "scale": 2}, "0.00081"),  # (2 + 0.5 x 3.2 MP) s on T4
     ("replicate/musicgen", {"prompt": "x", "duration": 20}, "0.042"),  # (10 + 20) s on A100
