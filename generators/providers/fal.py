@@ -31,8 +31,9 @@ FAL = ProviderInfo(
 )
 QUEUE_URL = "https://queue.fal.run"
 REST_URL = "https://rest.fal.ai"  # both official clients moved here from rest.alpha.fal.ai
-# Above this a file goes up in parts: fal's JS client switches at 90 MiB, the Python client at 100 MiB, and a
-# single request near 100 MB meets the CDN's body limit; the smaller threshold keeps under both.
+# Above this a file goes up in parts. fal's Python client switches at 100 MiB (fal_client/client.py,
+# MULTIPART_THRESHOLD); integrations of its JS client use 90 MiB (not read in fal-js itself). The smaller keeps
+# every single request clear of the ~100 MB body limit in front of the CDN.
 MULTIPART_THRESHOLD = 90 * 1024 * 1024
 PART_SIZE = 10 * 1024 * 1024  # the Python client's part size
 

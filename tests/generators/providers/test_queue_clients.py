@@ -151,7 +151,7 @@ def test_fal_uploads_go_to_rest_fal_ai_and_large_files_in_parts_like_the_officia
     from generators.providers import fal
 
     assert fal.REST_URL == "https://rest.fal.ai"  # not the legacy rest.alpha.fal.ai
-    assert fal.MULTIPART_THRESHOLD == 90 * 1024 * 1024  # fal-js 90 MiB; fal_client 100 MiB
+    assert fal.MULTIPART_THRESHOLD == 90 * 1024 * 1024  # under fal_client's 100 MiB
 
 
 async def test_fal_upload_above_the_threshold_goes_up_in_parts_the_cdn_accepts(fake, tmp_path):
