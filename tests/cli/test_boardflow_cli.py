@@ -133,5 +133,6 @@ def test_generators_list_shows_each_models_status_and_json_has_the_day_and_repla
     assert "active" in rows["openai/gpt-image-2"] and "active" in rows["local/ken-burns"]
     listed = {g["id"]: g for g in json.loads(invoke("generators", "list", "--json").output)}
     gone = listed["openai/gpt-image-1"]
-    assert (gone["status"], gone["status_date"], gone["replacement"]) == ("shut_down", "2026-10-23", "openai/gpt-image-2")
+    expected = ("shut_down", "2026-10-23", "openai/gpt-image-2")
+    assert (gone["status"], gone["status_date"], gone["replacement"]) == expected
     assert listed["fal/nano-banana"]["priced"] is False and listed["fal/flux-dev"]["priced"] is True
