@@ -60,9 +60,10 @@ app.command()(inspect.lineage)
 app.command(help=ops.SERVER_HELP)(ops.server)
 app.command(help=ops.SERVE_HELP)(ops.serve)
 
-generators_app = typer.Typer(help="List and describe the generators boardflow knows.", no_args_is_help=True)
+generators_app = typer.Typer(help="List, describe and import the generators boardflow knows.", no_args_is_help=True)
 generators_app.command("list")(inspect.generators_list)
 generators_app.command("show")(inspect.generators_show)
+generators_app.command("import")(inspect.generators_import)
 app.add_typer(generators_app, name="generators")
 
 blocks_app = typer.Typer(help="Prefect blocks for provider keys and the artifact store.", no_args_is_help=True)

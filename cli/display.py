@@ -219,12 +219,12 @@ def plan_table(plan: Plan) -> Table:
     for col in ("step", "generator", "runs", "from cache", "estimate"):
         table.add_column(col, justify="right" if col in ("runs", "from cache", "estimate") else "left")
     for s in plan.steps:
-        table.add_row(
-            s.step, s.generator, str(s.count), str(sum(s.cached)), ("≈" if s.uncertain else "") + usd(s.total_usd)
-        )
+        estimate = "unknown" if s.unpriced else ("≈" if s.uncertain else "") + usd(s.total_usd)
+        table.add_row(s.step, s.generator, str(s.count), str(sum(s.cached)), estimate)
     cap = f" (cap {usd(plan.max_cost_usd)})" if plan.max_cost_usd is not None else ""
     hits = sum(sum(s.cached) for s in plan.steps)
-    table.add_row("total", "", str(plan.step_count), str(hits), usd(plan.total_usd) + cap, style="bold")
+    unknown = " + unknown" if plan.unpriced_steps else ""
+    table.add_row("total", "", str(plan.step_count), str(hits), usd(plan.total_usd) + unknown + cap, style="bold")
     return table
 
 

@@ -36,6 +36,10 @@ def generators_list(
                         "type": listing.generator.artifact_type,
                         "provider": listing.generator.provider,
                         "available": listing.usable,
+                        "status": listing.generator.lifecycle.status,
+                        "status_date": _iso(listing.generator.lifecycle.date),
+                        "replacement": listing.generator.lifecycle.replacement,
+                        "priced": listing.generator.priced,
                         "reason": listing.availability.reason or ("disabled" if not listing.enabled else ""),
                         "fix": listing.availability.fix,
                     }
@@ -47,21 +51,32 @@ def generators_list(
     table = Table(title=f"{len(listings)} generators", box=None, pad_edge=False)
     table.add_column("id", no_wrap=True)  # what a user copies into a spec: never cut
     table.add_column("type", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     table.add_column("runs here", overflow="fold")
     for listing in listings:
-        availability = listing.availability
-        if not listing.enabled:
+        availability, life = listing.availability, listing.generator.lifecycle
+        if life.status == "shut_down":
+            instead = f": use {life.replacement}" if life.replacement else ""
+            why = f"[red]no[/]: shut down {_iso(life.date)}{escape(instead)}"
+        elif not listing.enabled:
             why = "[red]no[/]: disabled in the config file"
         elif listing.usable:
             why = "[green]yes[/]"
         else:
             why = f"[red]no[/]: {escape(_short_reason(availability.reason))}"
-        table.add_row(listing.generator.name, listing.generator.artifact_type, why)
+        if life.status == "deprecated" and not why.startswith("[red]"):
+            why += f" (until {_iso(life.date)})"
+        status = {"active": "active", "deprecated": "[yellow]deprecated[/]", "shut_down": "[red]shut down[/]"}
+        table.add_row(listing.generator.name, listing.generator.artifact_type, status[life.status], why)
     console.print(table)
     if any(not listing.usable for listing in listings):
         console.print("How to enable one: [bold]boardflow generators show ID[/]")
     for name, err in registry.plugin_errors.items():
         console.print(f"[red]plugin {name} failed to load:[/] {err}")
+
+
+def _iso(day) -> str | None:
+    return day.isoformat() if day is not None else None
 
 
 def _short_reason(reason: str) -> str:
@@ -81,6 +96,10 @@ def generators_show(generator_id: Annotated[str, typer.Argument(help="Generator 
     console.print(f"[bold]{gen.name}[/] (version {gen.version}, {gen.artifact_type}, provider {gen.provider})")
     console.print(gen.description)
     console.print(f"[bold]cost model:[/] {gen.cost_model}")
+    if gen.lifecycle.status != "active":
+        console.print(f"[bold]status:[/] {escape(gen.lifecycle.message(gen.name, gen.provider))}", soft_wrap=True)
+    if (spec := getattr(gen, "spec", None)) is not None:
+        console.print(f"[bold]schema from:[/] {spec.schema_source} (checked {spec.schema_checked.isoformat()})")
     console.print(f"[bold]available:[/] {'yes' if avail.ok else f'no — {escape(avail.reason)}'}")
     if not avail.ok and avail.fix:
         console.print(f"[bold]to enable it:[/] {escape(avail.fix)}", soft_wrap=True)
@@ -153,3 +172,46 @@ def lineage(
     except BoardflowError as exc:
         fail(exc)
     console.print(lineage_tree(root))
+
+
+def generators_import(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="fal:<endpoint-id> (e.g. fal:fal-ai/seedvr/upscale/image) or replicate:<owner>/<name> "
+            "(e.g. replicate:tencentarc/gfpgan).",
+            metavar="PROVIDER:MODEL",
+        ),
+    ],
+    kind: Annotated[
+        str | None, typer.Option(help="What the model makes (image, video, audio, text) when its schema does not say.")
+    ] = None,
+    entry_id: Annotated[
+        str | None, typer.Option("--id", help="The boardflow id to give it (default: from the model).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an entry of the same id.")] = False,
+) -> None:
+    """Add any fal or Replicate model to your catalogue, from the provider's own published schema.
+
+    Reads the model's OpenAPI (fal publishes one per endpoint; Replicate returns the latest version's
+    openapi_schema, which needs REPLICATE_API_TOKEN) and writes one YAML entry into the catalogue folder
+    (BOARDFLOW_CATALOGUE_DIR, default <data folder>/catalogue). The entry's price is `unknown`: `plan`
+    says so, and a pipeline with max_cost_usd refuses the step until you add a price to the entry.
+    """
+    from generators.catalogue.importer import import_model
+    from generators.settings import get_settings
+
+    if kind is not None and kind not in ("image", "video", "audio", "text"):
+        fail(InputError(f"--kind {kind!r} is not one of image, video, audio, text."))
+    folder = get_settings().catalogue_dir
+    try:
+        path, doc = asyncio.run(import_model(source, folder, kind=kind, entry_id=entry_id, force=force))
+    except BoardflowError as exc:
+        fail(exc)
+    inputs = ", ".join(doc["input"]["properties"])
+    console.print(f"wrote [bold]{doc['id']}[/] ({doc['kind']}) to {path}", soft_wrap=True)
+    console.print(f"inputs: {escape(inputs)}", soft_wrap=True)
+    console.print(
+        f"price: unknown — add one to the entry from {doc['price']['source']} before running it under a budget cap.",
+        soft_wrap=True,
+    )

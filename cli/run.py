@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from flows.events import subscribe
 from flows.pipeline.flow import PipelineRun
@@ -52,14 +53,23 @@ def plan(spec: SpecArg, param: ParamOpt = [], refresh: RefreshOpt = False, as_js
         result = preflight(model, parse_params(param), refresh)
     except BoardflowError as exc:
         fail(exc)
+    for warning in result.warnings:
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if as_json:
         summary = {"pipeline": model.name, "order": result.order, "steps": result.rows()}
-        print(json.dumps(summary | {"total_usd": str(result.total_usd), "over_budget": result.over_budget}))
+        summary |= {"total_usd": str(result.total_usd), "over_budget": result.over_budget}
+        print(json.dumps(summary | {"warnings": result.warnings}))
     else:
         console.print(plan_table(result))
         console.print("Order: " + " → ".join(result.order))
     if result.over_budget:
-        err_console.print(f"[bold red]Over budget:[/] the plan exceeds max_cost_usd {result.max_cost_usd}.")
+        if unpriced := result.unpriced_steps:
+            err_console.print(
+                f"[bold red]Over budget:[/] {', '.join(unpriced)} use a model with no known price, so "
+                f"max_cost_usd {result.max_cost_usd} cannot be kept. Add the price to its catalogue entry."
+            )
+        else:
+            err_console.print(f"[bold red]Over budget:[/] the plan exceeds max_cost_usd {result.max_cost_usd}.")
         raise typer.Exit(2)
 
 
@@ -115,6 +125,14 @@ def run_flow(
         require_services()
     except BoardflowError as exc:
         fail(exc)
+    if planned.over_budget and planned.unpriced_steps:
+        fail(
+            BoardflowError(
+                f"{', '.join(planned.unpriced_steps)} use a model with no known price, so max_cost_usd "
+                f"{spec.max_cost_usd} cannot be kept; nothing was run.",
+                hint="Add the provider's price to the model's catalogue entry (price.terms), or drop the cap.",
+            )
+        )
     if planned.over_budget:
         fail(
             BoardflowError(f"The plan ({planned.total_usd}) is over max_cost_usd {spec.max_cost_usd}; nothing was run.")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ValidationError
 
 from .artifacts import Artifact, output_artifacts
+from .catalogue.entry import Lifecycle
 from .credentials import Credential, block_problem
 from .errors import InputValidationError, block_alternative
 
@@ -82,6 +83,8 @@ class BaseGenerator(ABC):
     provider: str = "local"
     credentials: tuple[Credential, ...] = ()
     cost_model: str = "free (runs locally)"
+    lifecycle: Lifecycle = Lifecycle()  # hosted models: deprecated or shut down by their provider
+    priced: bool = True  # False: the provider publishes no price, so the estimate ($0) is not a price
     version: ClassVar[str] = "1"  # bump to invalidate cached results
     requires_modules: ClassVar[tuple[str, ...]] = ()  # optional imports; missing → unavailable
 

@@ -152,6 +152,8 @@ class ProviderError(BoardflowError):
         self.provider = provider
         self.status_code = status_code
         self.body = body
+        # What the provider may have charged for this failed request (fal bills some 422s); set by the generator.
+        self.charged_usd: Decimal | None = None
         status = f" (HTTP {status_code})" if status_code is not None else ""
         super().__init__(f"{provider}{status}: {message}", hint=hint)
 
@@ -243,12 +245,13 @@ def _damaged(message: str, sha256: str, problem: str, hint: str | None) -> Damag
 
 
 class BudgetExceededError(BoardflowError):
-    def __init__(self, message: str, *, planned_usd: Decimal, cap_usd: Decimal):
+    def __init__(self, message: str, *, planned_usd: Decimal, cap_usd: Decimal, hint: str | None = None):
         self.planned_usd = planned_usd
         self.cap_usd = cap_usd
         super().__init__(
             message,
-            hint=f"Raise max_cost_usd above {planned_usd} or reduce the work (fewer rows/steps, cheaper models).",
+            hint=hint
+            or f"Raise max_cost_usd above {planned_usd} or reduce the work (fewer rows/steps, cheaper models).",
         )
 
 

@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from .base import Availability, BaseGenerator
+from .catalogue import Provider, user_entries
 from .errors import ConfigurationError, GeneratorNotFoundError
 from .settings import get_settings
 
@@ -40,6 +41,35 @@ class Registry:
         self.plugin_errors: dict[str, str] = {}
         self.disabled: set[str] = set()
         self.enabled_only: set[str] | None = None
+        self.providers: dict[str, Provider] = {}
+
+    def register_builtins(self) -> Registry:
+        """The generators and hosted providers boardflow ships (local ones, and one per catalogue entry)."""
+        from . import builtin
+
+        for gen in builtin.generators():
+            self.register(gen)
+        self.providers.update({p.name: p for p in builtin.providers()})
+        return self
+
+    def add_provider(self, provider: Provider, *, source: str = "builtin") -> None:
+        """Register a hosted provider (client, credential, entries, prices) and every generator of its entries."""
+        if provider.name in self.providers:
+            raise ConfigurationError(f"A provider named {provider.name!r} is already registered.")
+        self.providers[provider.name] = provider
+        for gen in provider.generators():
+            self.register(gen, source=source)
+
+    def load_catalogue(self, folder: Path) -> None:
+        """Register the entries of a user catalogue folder, each with its provider's generator class."""
+        for spec in user_entries(folder):
+            provider = self.providers.get(spec.provider)
+            if provider is None:
+                raise ConfigurationError(
+                    f"{folder}: entry {spec.id} names provider {spec.provider!r}, which is not registered.",
+                    hint=f"Known providers: {', '.join(sorted(self.providers))}; install the plugin that ships it.",
+                )
+            self.register(provider.generator_class(spec), source=f"catalogue {folder}")
 
     def register(self, generator: BaseGenerator, *, source: str = "builtin") -> BaseGenerator:
         name = generator.name
@@ -80,15 +110,18 @@ class Registry:
     def load_plugins(self) -> None:
         """Register generators from installed packages that declare the `boardflow.generators` entry point.
 
-        An entry point may name a BaseGenerator subclass, an instance, an iterable of either, or a
-        callable taking the registry. A plugin that fails to load is recorded, not fatal.
+        An entry point may name a hosted `Provider` (its entries become generators), a BaseGenerator
+        subclass, an instance, an iterable of either, or a callable taking the registry. A plugin that
+        fails to load is recorded, not fatal.
         """
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             dist = f"{ep.dist.name} {ep.dist.version} " if ep.dist is not None else ""
             source = f"plugin {dist}({ep.value})"
             try:
                 target = ep.load()
-                if isinstance(target, type) and issubclass(target, BaseGenerator):
+                if isinstance(target, Provider):
+                    self.add_provider(target, source=source)
+                elif isinstance(target, type) and issubclass(target, BaseGenerator):
                     self.register(target(), source=source)
                 elif isinstance(target, BaseGenerator):
                     self.register(target, source=source)
@@ -161,12 +194,9 @@ def get_registry() -> Registry:
     if (current := _current.get()) is not None:
         return current
     if _default is None:
-        registry = Registry()
-        from . import builtin
-
-        for gen in builtin.generators():
-            registry.register(gen)
+        registry = Registry().register_builtins()
         registry.load_plugins()
+        registry.load_catalogue(get_settings().catalogue_dir)
         registry.apply_config(get_settings().config_file)
         _default = registry
     return _default

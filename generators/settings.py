@@ -17,6 +17,7 @@ class Settings:
     allowed_s3: tuple[str, ...]  # "bucket" or "bucket/prefix" inputs may come from, besides the store
     allowed_folders: tuple[Path, ...]  # folders file:// inputs may come from, besides the store
     config_file: Path
+    catalogue_dir: Path  # user catalogue entries (`boardflow generators import` writes there)
 
 
 def get_settings() -> Settings:
@@ -35,4 +36,5 @@ def get_settings() -> Settings:
         allowed_s3=s3,
         allowed_folders=tuple(Path(f.strip()).resolve() for f in folders if f.strip()),
         config_file=Path(os.environ.get("BOARDFLOW_CONFIG", "boardflow.toml")),
+        catalogue_dir=Path(os.environ.get("BOARDFLOW_CATALOGUE_DIR") or data_dir / "catalogue").resolve(),
     )

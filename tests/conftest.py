@@ -77,12 +77,9 @@ def data_store(data_dir: Path):
 @pytest.fixture
 def registry() -> Iterator:
     """A fresh registry of the built-in generators, in use for the test (`use_registry`); tests add their own."""
-    from generators import builtin
     from generators.registry import Registry, use_registry
 
-    fresh = Registry()
-    for gen in builtin.generators():
-        fresh.register(gen)
+    fresh = Registry().register_builtins()
     with use_registry(fresh):
         yield fresh
 

@@ -23,7 +23,7 @@ from ..reporting.previews import Previews
 from .plan import Plan, make_plan
 from .runner import PipelineFailedError, PipelineRunner
 from .spec import PipelineSpec
-from .validate import validate
+from .validate import lifecycle_warnings, validate
 
 
 class PipelineRun(BaseModel):
@@ -115,6 +115,14 @@ async def _execute(
         costs.usd(plan.total_usd),
         costs.usd(plan.saved_usd),
     )
+    if plan.over_budget and plan.unpriced_steps:
+        raise BudgetExceededError(
+            f"Pipeline {spec.name!r}: {', '.join(plan.unpriced_steps)} use a model with no known price, so "
+            f"max_cost_usd {costs.usd(spec.max_cost_usd or 0)} cannot be kept; nothing was run.",
+            planned_usd=plan.total_usd,
+            cap_usd=spec.max_cost_usd or Decimal(0),
+            hint="Add the provider's price to the model's catalogue entry (price.terms), or drop the cap.",
+        )
     if plan.over_budget:
         raise BudgetExceededError(
             f"Pipeline {spec.name!r} plans {costs.usd(plan.total_usd)}, over max_cost_usd "
@@ -163,4 +171,6 @@ async def plan_pipeline(
     registry = registry or get_registry()
     values = spec.resolve_params(params)
     order = validate(spec, registry, values)
-    return await make_plan(spec, order, values, registry, store or open_store(), refresh)
+    plan = await make_plan(spec, order, values, registry, store or open_store(), refresh)
+    plan.warnings = [str(w) for w in lifecycle_warnings(spec, registry)]
+    return plan

@@ -69,6 +69,14 @@ class Budget:
 
     def reserve(self, call: StepCall, owner: object) -> None:
         estimate = Decimal(0) if call.lookup.usable else call.estimate
+        if self.cap is not None and not call.lookup.usable and not call.generator.priced:
+            raise BudgetExceededError(
+                f"{call.label} was not submitted: {call.generator.name} has no known price, so {self.what} "
+                f"{usd(self.cap)} cannot be kept.",
+                planned_usd=self.spent + self.running(),
+                cap_usd=self.cap,
+                hint="Add the provider's price to its catalogue entry (price.terms), or run without a cap.",
+            )
         shared = call.key is not None and any(k == call.key for k, _ in self._held.values())
         extra = Decimal(0) if shared else estimate
         running = self.running()

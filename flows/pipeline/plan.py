@@ -48,6 +48,11 @@ class PlannedStep:
         return any(c.stand_in for c in self.calls)
 
     @property
+    def unpriced(self) -> bool:
+        """Runs a model whose price is unknown (an imported entry): its estimate is not a price."""
+        return any(not c.generator.priced and not c.lookup.usable for c in self.calls)
+
+    @property
     def total_usd(self) -> Decimal:
         return sum((e for e, c in zip(self.estimates, self.cached, strict=True) if not c), Decimal(0))
 
@@ -64,6 +69,7 @@ class Plan:
     max_cost_usd: Decimal | None
     params: dict[str, Any] = field(default_factory=dict)  # the checked values the plan was made for
     results: dict[str, Any] = field(default_factory=dict)  # per step: the cached result(s) found, or None
+    warnings: list[str] = field(default_factory=list)  # e.g. a step on a deprecated model, with its shut-down day
 
     @property
     def step_count(self) -> int:
@@ -87,8 +93,14 @@ class Plan:
         return sum((s.saved_usd for s in self.steps), Decimal(0))
 
     @property
+    def unpriced_steps(self) -> list[str]:
+        return [s.step for s in self.steps if s.unpriced]
+
+    @property
     def over_budget(self) -> bool:
-        return self.max_cost_usd is not None and self.total_usd > self.max_cost_usd
+        """Over the cap, or under a cap with a step whose price nobody knows (it could cost anything)."""
+        cap = self.max_cost_usd
+        return cap is not None and (self.total_usd > cap or bool(self.unpriced_steps))
 
     def rows(self) -> list[dict[str, Any]]:
         return [
@@ -97,7 +109,7 @@ class Plan:
                 "generator": s.generator,
                 "runs": s.count,
                 "cached": sum(s.cached),
-                "estimate_usd": float(s.total_usd),
+                "estimate_usd": None if s.unpriced else float(s.total_usd),
                 "approximate": s.uncertain,
             }
             for s in self.steps

@@ -263,6 +263,9 @@ class PipelineRunner:
         except Exception as exc:
             record.wall_seconds = time.perf_counter() - started
             record.error = str(exc)
+            if (charged := getattr(exc, "charged_usd", None)) is not None:  # a failure the provider still bills
+                spent = record.actual_usd = charged
+                record.actual_is_estimate = True
             self.sink(StepFailed(call.label, str(exc)))
             self.budget.settle(call, self, spent)
             raise

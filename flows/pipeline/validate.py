@@ -76,6 +76,19 @@ def validate(spec: PipelineSpec, registry: Registry, params: dict[str, Any] | No
     return order
 
 
+def lifecycle_warnings(spec: PipelineSpec, registry: Registry) -> list[Problem]:
+    """Steps that use a model its provider has deprecated: the day it shuts down and what to use instead.
+
+    A shut-down model is refused by `validate` (it is unavailable); a deprecated one still runs, with this.
+    """
+    warnings = []
+    for name, step in spec.steps.items():
+        for gid in [step.generator, *step.fallbacks]:
+            if gid in registry and (gen := registry.get(gid)).lifecycle.status == "deprecated":
+                warnings.append(Problem(name, "generator", gen.lifecycle.message(gid, gen.provider)))
+    return warnings
+
+
 def dependencies(spec: PipelineSpec, name: str) -> set[str]:
     step = spec.steps[name]
     refs = find_refs(step.inputs) + find_refs(step.for_each)

@@ -1,25 +1,33 @@
-"""Generators for hosted models, built on generators/providers/ (data-driven: one class per provider + a table)."""
+"""Generators for hosted models: one class per provider (generators/hosted/<provider>.py), one entry per model
+(generators/catalogue/<provider>.yaml, plus any in the user catalogue folder)."""
 
 from __future__ import annotations
 
+from ..catalogue import Provider, shipped_entries
 from ._base import HostedGenerator
-from .elevenlabs import ELEVENLABS_SPECS, ElevenLabsGenerator
-from .fal import FAL_SPECS, FalGenerator
-from .openai import OPENAI_SPECS, OpenAIGenerator
-from .replicate import REPLICATE_SPECS, ReplicateGenerator
+from .elevenlabs import ElevenLabsGenerator
+from .fal import FalGenerator
+from .openai import OpenAIGenerator
+from .replicate import ReplicateGenerator
 
-HOSTED_GENERATORS: list[HostedGenerator] = [
-    *(FalGenerator(spec) for spec in FAL_SPECS),
-    *(ReplicateGenerator(spec) for spec in REPLICATE_SPECS),
-    *(OpenAIGenerator(spec) for spec in OPENAI_SPECS),
-    *(ElevenLabsGenerator(spec) for spec in ELEVENLABS_SPECS),
+PROVIDERS: list[Provider] = [
+    Provider(name, cls, tuple(shipped_entries(name)))
+    for name, cls in (
+        ("fal", FalGenerator),
+        ("replicate", ReplicateGenerator),
+        ("openai", OpenAIGenerator),
+        ("elevenlabs", ElevenLabsGenerator),
+    )
 ]
+HOSTED_GENERATORS: list[HostedGenerator] = [gen for provider in PROVIDERS for gen in provider.generators()]
 
 __all__ = [
     "HOSTED_GENERATORS",
+    "PROVIDERS",
     "ElevenLabsGenerator",
     "FalGenerator",
     "HostedGenerator",
     "OpenAIGenerator",
+    "Provider",
     "ReplicateGenerator",
 ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -12,10 +11,10 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..artifacts import Artifact, AudioArtifact, ImageArtifact, TextArtifact, VideoArtifact
-from ..base import BaseGenerator
+from ..base import Availability, BaseGenerator
+from ..catalogue.entry import HostedSpec
 from ..context import GeneratorContext
 from ..errors import ProviderError
-from ..pricing import Price
 from ..providers.http import ProviderClient, mime_type
 
 log = logging.getLogger("boardflow")
@@ -56,20 +55,6 @@ def output_for(kind: str, artifacts: Sequence[Artifact]) -> BaseModel:
     return OUTPUTS[kind].model_validate({kind: only})
 
 
-@dataclass(frozen=True)
-class HostedSpec:
-    """One hosted model: its boardflow id, the provider's model id, its input schema and how it is priced."""
-
-    id: str  # stable boardflow id, provider/model style
-    model: str  # the provider's own id: endpoint, "owner/name", or model name
-    artifact_type: str
-    description: str
-    input: type[BaseModel]
-    price: Price
-    units: Callable[[Any], Decimal | int | float]  # how many price units these inputs buy
-    max_wait_s: float = 900.0  # how long to poll before giving up (the job stays journaled)
-
-
 class JobRecord(BaseModel):
     """A journal entry (generators/context.py) as this generator wrote it; unknown keys are ignored.
 
@@ -92,6 +77,8 @@ class HostedGenerator(BaseGenerator):
     """
 
     client_class: ClassVar[type[ProviderClient]]
+    # Helpers the provider's price formulas may call (e.g. fal's megapixel rounding), by name.
+    price_functions: ClassVar[dict[str, Callable[..., Any]]] = {}
 
     def __init__(self, spec: HostedSpec, **client_options: Any) -> None:
         self.spec = spec
@@ -100,8 +87,17 @@ class HostedGenerator(BaseGenerator):
         self.description = spec.description
         self.provider = self.client_class.info.name
         self.credentials = (self.client_class.info.credential,)
-        self.cost_model = spec.price.describe()
+        self.cost_model = spec.pricing.describe()
+        self.lifecycle = spec.lifecycle
+        self.priced = not spec.pricing.unknown
         self.client_options = client_options
+
+    def availability(self) -> Availability:
+        """A shut-down model cannot run whatever keys are set: say so, with the replacement, before any spend."""
+        if self.lifecycle.status == "shut_down":
+            fix = f"Use {self.lifecycle.replacement}." if self.lifecycle.replacement else "Pick another model."
+            return Availability(False, self.lifecycle.message(self.name, self.provider), fix)
+        return super().availability()
 
     def configured(self, **client_options: Any) -> HostedGenerator:
         return type(self)(self.spec, **{**self.client_options, **client_options})
@@ -113,7 +109,9 @@ class HostedGenerator(BaseGenerator):
         return OUTPUTS[self.spec.artifact_type]
 
     async def estimate_cost(self, inputs: Any) -> Decimal:
-        return self.spec.price.times(self.spec.units(inputs))
+        """The entry's price rule applied to these inputs; $0 when the price is unknown (see `priced`)."""
+        estimate = self.spec.pricing.estimate(inputs, self.spec.tables, self.price_functions)
+        return Decimal(0) if estimate is None else estimate
 
     def client(self) -> Any:
         return self.client_class(**self.client_options)

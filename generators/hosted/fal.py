@@ -1,25 +1,22 @@
-"""fal.ai models (FLUX, Clarity upscaler, Kling video) as one generator class and a table of model specs.
+"""fal.ai models as one generator class; the models themselves are entries in generators/catalogue/fal.yaml.
 
-Input schemas mirror each endpoint's documented parameters and bounds (fal.ai/models/<endpoint>/llms.txt).
+An entry's `output.field` names the result field holding the file(s) (`images`, `image`, `video`, `audio`…).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..artifacts import ImageArtifact
 from ..context import GeneratorContext
-from ..errors import JobFailedError, ProviderInputError
-from ..pricing.fal import FAL_PRICES
+from ..errors import JobFailedError, ProviderError, ProviderInputError
 from ..providers.fal import FalClient, FalJob
 from ..providers.http import parse_data, store_output
-from ._base import HostedGenerator, HostedSpec, JobRecord, output_for
+from ._base import HostedGenerator, JobRecord, output_for
 
-ImageSizeName = Literal["square_hd", "square", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9"]
 IMAGE_SIZES: dict[str, tuple[int, int]] = {
     "square_hd": (1024, 1024),
     "square": (512, 512),
@@ -28,82 +25,20 @@ IMAGE_SIZES: dict[str, tuple[int, int]] = {
     "landscape_4_3": (1024, 768),
     "landscape_16_9": (1024, 576),
 }
-FAL_MEGAPIXEL = 1024 * 1024  # fal rounds each image up to whole megapixels; 1024x1024 is one
+# fal's pages say images are "billed by rounding up to the nearest megapixel"; its pricing examples price a
+# 1024x1024 image as one megapixel, so a megapixel here is 2**20 pixels (see docs/catalogue.md for the source).
+FAL_MEGAPIXEL = 1024 * 1024
 
 
-class ImageSize(BaseModel):
-    width: int = Field(512, ge=1, le=14142)
-    height: int = Field(512, ge=1, le=14142)
+def size_of(image_size: Any) -> tuple[int, int]:
+    if isinstance(image_size, str):
+        return IMAGE_SIZES[image_size]
+    return (image_size.width, image_size.height)
 
 
-def size_of(image_size: str | ImageSize) -> tuple[int, int]:
-    return IMAGE_SIZES[image_size] if isinstance(image_size, str) else (image_size.width, image_size.height)
-
-
-def billed_megapixels(width: int, height: int) -> int:
-    return max(1, math.ceil(width * height / FAL_MEGAPIXEL))
-
-
-class FluxDevInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: str = Field(min_length=1, description="What to draw.")
-    image_size: ImageSizeName | ImageSize = Field("landscape_4_3", description="A preset or {width, height}.")
-    num_inference_steps: int = Field(28, ge=1, le=50)
-    seed: int | None = Field(None, ge=0, description="Same seed and prompt give the same image.")
-    guidance_scale: float = Field(3.5, ge=1, le=20, description="How closely to follow the prompt.")
-    num_images: int = Field(1, ge=1, le=4)
-    enable_safety_checker: bool = True
-    output_format: Literal["jpeg", "png"] = "jpeg"
-    acceleration: Literal["none", "regular", "high"] = "none"
-
-
-class FluxSchnellInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: str = Field(min_length=1)
-    image_size: ImageSizeName | ImageSize = "landscape_4_3"
-    num_inference_steps: int = Field(4, ge=1, le=12, description="Schnell is made for 1-4 steps.")
-    seed: int | None = Field(None, ge=0)
-    num_images: int = Field(1, ge=1, le=4)
-    enable_safety_checker: bool = True
-    output_format: Literal["jpeg", "png"] = "jpeg"
-    acceleration: Literal["none", "regular", "high"] = "none"
-
-
-class ClarityUpscalerInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    image_url: ImageArtifact = Field(description="The image to upscale (uploaded to fal storage).")
-    prompt: str = "masterpiece, best quality, highres"
-    upscale_factor: float = Field(2, ge=1, le=4)
-    negative_prompt: str = "(worst quality, low quality, normal quality:2)"
-    creativity: float = Field(0.35, ge=0, le=1, description="Higher invents more detail.")
-    resemblance: float = Field(0.6, ge=0, le=1, description="Higher stays closer to the original.")
-    guidance_scale: float = Field(4, ge=0, le=20)
-    num_inference_steps: int = Field(18, ge=4, le=50)
-    seed: int | None = Field(None, ge=0)
-    enable_safety_checker: bool = True
-
-
-class KlingImageToVideoInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: str = Field(min_length=1, max_length=2500, description="The motion and scene to animate.")
-    image_url: ImageArtifact = Field(description="The first frame (uploaded to fal storage).")
-    duration: Literal["5", "10"] = Field("5", description="Seconds of video.")
-    negative_prompt: str = Field("blur, distort, and low quality", max_length=2500)
-    cfg_scale: float = Field(0.5, ge=0, le=1)
-
-
-class KlingTextToVideoInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: str = Field(min_length=1, max_length=2500)
-    duration: Literal["5", "10"] = "5"
-    aspect_ratio: Literal["16:9", "9:16", "1:1"] = "16:9"
-    negative_prompt: str = Field("blur, distort, and low quality", max_length=2500)
-    cfg_scale: float = Field(0.5, ge=0, le=1)
+def billed_megapixels(size: tuple[Any, Any]) -> int:
+    width, height = size
+    return max(1, math.ceil(Decimal(int(width) * int(height)) / FAL_MEGAPIXEL))
 
 
 class FalFile(BaseModel):
@@ -115,38 +50,33 @@ class FalFile(BaseModel):
     height: int | None = None
 
 
-class FalImagesResult(BaseModel):
+class _FalResult(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    images: list[FalFile] = Field(min_length=1)
+    files: list[FalFile] = Field(min_length=1)
     has_nsfw_concepts: list[bool] = []  # absent when the safety checker is off
 
-    def files(self) -> list[FalFile]:
-        return self.images
+
+def parse_result(data: Any, field: str, model: str) -> _FalResult:
+    """The file(s) under `field` of a fal result (one file or a list), and the safety checker's verdicts."""
+    if not isinstance(data, dict) or field not in data:
+        parse_data(_FalResult, {}, "fal", f"{model} result (no {field!r} field)")
+    value = data[field]
+    files = value if isinstance(value, list) else [value]
+    files = [{"url": f} if isinstance(f, str) else f for f in files]  # some endpoints answer a bare URL
+    return parse_data(
+        _FalResult,
+        {"files": files, "has_nsfw_concepts": data.get("has_nsfw_concepts") or []},
+        "fal",
+        f"{model} result",
+    )
 
 
-class FalImageResult(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    image: FalFile
-
-    def files(self) -> list[FalFile]:
-        return [self.image]
-
-
-class FalVideoResult(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    video: FalFile
-
-    def files(self) -> list[FalFile]:
-        return [self.video]
-
-
-@dataclass(frozen=True)
-class FalSpec(HostedSpec):
-    result: type[BaseModel] = FalImagesResult
-    per_megapixel: bool = False  # bill from the sizes fal reports
+def _text_of(data: Any, spec: Any) -> str:
+    field = spec.output["text"]
+    if not isinstance(data, dict) or not isinstance(data.get(field), str):
+        parse_data(_FalResult, {}, "fal", f"{spec.model} result (no text field {field!r})")
+    return data[field]
 
 
 class _FalRecord(JobRecord):
@@ -157,7 +87,7 @@ class _FalRecord(JobRecord):
 
 class FalGenerator(HostedGenerator):
     client_class = FalClient
-    spec: FalSpec
+    price_functions = {"billed_megapixels": billed_megapixels, "size": size_of}
 
     async def generate(self, inputs: Any, context: GeneratorContext) -> BaseModel:
         async with self.client() as fal:
@@ -178,21 +108,42 @@ class FalGenerator(HostedGenerator):
             )
             status = await fal.wait(job, timeout=self.spec.max_wait_s, progress=context.publish_progress)
             if status.error:
-                raise JobFailedError(f"request {job.request_id} failed: {status.error}", provider="fal")
-            result: Any = parse_data(self.spec.result, await fal.result(job), "fal", f"{self.spec.model} result")
-            if any(getattr(result, "has_nsfw_concepts", [])):
+                await self._raise_failed(fal, job, inputs, context, status.error)
+            data = await fal.result(job)
+            if "text" in self.spec.output:  # speech to text: the transcript is a field of the answer
+                await context.clear_job()
+                return output_for("text", [await context.store_text_result(_text_of(data, self.spec))])
+            result = parse_result(data, self.spec.output.get("field", "images"), self.spec.model)
+            if any(result.has_nsfw_concepts):
                 raise JobFailedError(
                     "fal's safety checker replaced an image with a black one",
                     provider="fal",
                     hint="Change the prompt, or set enable_safety_checker to false.",
                 )
             context.publish_progress(0.9, "fal: downloading the output")
-            artifacts = [await store_output(context, self.artifact_type, f.url) for f in result.files()]
-            if self.spec.per_megapixel and all(f.width and f.height for f in result.files()):
-                units = sum(billed_megapixels(f.width, f.height) for f in result.files())
-                context.record_cost(self.spec.price.times(units))
+            artifacts = [await store_output(context, self.artifact_type, f.url) for f in result.files]
+            if all(f.width and f.height for f in result.files):
+                units = sum(billed_megapixels((f.width, f.height)) for f in result.files)
+                if (actual := self.spec.pricing.reported({"megapixels": units})) is not None:
+                    context.record_cost(actual)
             await context.clear_job()
         return output_for(self.artifact_type, artifacts)
+
+    async def _raise_failed(self, fal: FalClient, job: FalJob, inputs: Any, context: GeneratorContext, error: str):
+        """A request that completed with an error. fal may charge one its runner rejected as invalid input
+        (HTTP 422 on the result) after spending GPU time on it; server errors (5xx) are never charged (fal FAQ,
+        https://docs.fal.ai/faq, checked 2026-12-03). The estimate is recorded as what it may have cost."""
+        try:
+            await fal.result(job)
+        except ProviderInputError as exc:
+            if exc.status_code == 422:
+                await context.clear_job()  # a resubmission of the same inputs fails the same way
+                exc.charged_usd = await self.estimate_cost(inputs)
+                context.record_cost(exc.charged_usd)
+                raise
+        except ProviderError:
+            pass  # the failed request's own answer (a 5xx, never charged): its status already said why
+        raise JobFailedError(f"request {job.request_id} failed: {error}", provider="fal")
 
     async def _rejoin(self, fal: FalClient, context: GeneratorContext) -> FalJob | None:
         record = await self.previous_record(context, _FalRecord)
@@ -211,73 +162,3 @@ class FalGenerator(HostedGenerator):
         if status.status == "COMPLETED" and status.error:
             return None  # it failed or was cancelled: nothing to collect, submit a fresh one
         return job
-
-
-def _flux_units(i: Any) -> int:
-    return billed_megapixels(*size_of(i.image_size)) * i.num_images
-
-
-def _clarity_units(i: ClarityUpscalerInput) -> int:
-    return billed_megapixels(
-        math.floor(i.image_url.width * i.upscale_factor), math.floor(i.image_url.height * i.upscale_factor)
-    )
-
-
-FAL_SPECS = [
-    FalSpec(
-        "fal/flux-dev",
-        "fal-ai/flux/dev",
-        "image",
-        "FLUX.1 [dev] text to image on fal.",
-        FluxDevInput,
-        FAL_PRICES["fal-ai/flux/dev"],
-        _flux_units,
-        max_wait_s=300,
-        per_megapixel=True,
-    ),
-    FalSpec(
-        "fal/flux-schnell",
-        "fal-ai/flux/schnell",
-        "image",
-        "FLUX.1 [schnell]: fast 1-4 step text to image.",
-        FluxSchnellInput,
-        FAL_PRICES["fal-ai/flux/schnell"],
-        _flux_units,
-        max_wait_s=120,
-        per_megapixel=True,
-    ),
-    FalSpec(
-        "fal/clarity-upscaler",
-        "fal-ai/clarity-upscaler",
-        "image",
-        "Clarity upscaler: 1-4x with added detail.",
-        ClarityUpscalerInput,
-        FAL_PRICES["fal-ai/clarity-upscaler"],
-        _clarity_units,
-        max_wait_s=600,
-        result=FalImageResult,
-        per_megapixel=True,
-    ),
-    FalSpec(
-        "fal/kling-2.1-image-to-video",
-        "fal-ai/kling-video/v2.1/standard/image-to-video",
-        "video",
-        "Kling 2.1 Standard: animate an image into a 5 or 10 s clip.",
-        KlingImageToVideoInput,
-        FAL_PRICES["fal-ai/kling-video/v2.1/standard/image-to-video"],
-        lambda i: int(i.duration),
-        max_wait_s=1800,
-        result=FalVideoResult,
-    ),
-    FalSpec(
-        "fal/kling-2.5-text-to-video",
-        "fal-ai/kling-video/v2.5-turbo/pro/text-to-video",
-        "video",
-        "Kling 2.5 Turbo Pro: a 5 or 10 s clip from text.",
-        KlingTextToVideoInput,
-        FAL_PRICES["fal-ai/kling-video/v2.5-turbo/pro/text-to-video"],
-        lambda i: int(i.duration),
-        max_wait_s=1800,
-        result=FalVideoResult,
-    ),
-]

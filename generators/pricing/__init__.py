@@ -1,12 +1,10 @@
-"""Price tables, one module per provider; every row names its unit, its source URL and when it was checked."""
+"""A price as published: USD per unit, its source URL and the day it was checked (catalogue entries use it)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-
-from ..errors import ConfigurationError
 
 TEN_BILLIONTH = Decimal("1e-10")
 
@@ -32,18 +30,4 @@ class Price:
         return f"${self.usd} per {self.unit} (checked {self.checked.isoformat()}, {self.source})"
 
 
-class PriceTable(dict[str, Price]):
-    """Prices by model id; a missing row is a configuration error that says where prices live."""
-
-    def __init__(self, provider: str, rows: dict[str, Price]) -> None:
-        super().__init__(rows)
-        self.provider = provider
-
-    def __missing__(self, key: str) -> Price:
-        raise ConfigurationError(
-            f"No {self.provider} price for {key!r}.",
-            hint=f"Add a row to generators/pricing/{self.provider}.py with the price, its source URL and the date.",
-        )
-
-
-__all__ = ["Price", "PriceTable"]
+__all__ = ["Price"]

@@ -2,10 +2,16 @@
 
 Reference: https://docs.fal.ai/documentation/model-apis/inference/queue and
 https://docs.fal.ai/documentation/model-apis/fal-cdn. Auth is `Authorization: Key $FAL_KEY`.
+
+Uploads follow the official clients (github.com/fal-ai/fal, fal_client/client.py, read 2026-12-03): a CDN
+token from rest.fal.ai (`POST /storage/auth/token?storage_type=fal-cdn-v3`), then one POST of the bytes to
+`<base_url>/files/upload`, or, for a large file, a multipart upload (create, PUT each part, complete). The
+API key goes to rest.fal.ai only; the CDN sees the short-lived token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +21,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from ..credentials import Credential
-from ..errors import ProviderInputError
+from ..errors import ProviderInputError, UnexpectedResponseError
 from .http import ErrorInfo, ProviderClient, ProviderInfo, file_chunks, parse
 
 FAL = ProviderInfo(
@@ -24,7 +30,12 @@ FAL = ProviderInfo(
     billing_url="https://fal.ai/dashboard/billing",
 )
 QUEUE_URL = "https://queue.fal.run"
-REST_URL = "https://rest.alpha.fal.ai"
+REST_URL = "https://rest.fal.ai"  # both official clients moved here from rest.alpha.fal.ai
+# Above this a file goes up in parts. fal's Python client switches at 100 MiB (fal_client/client.py,
+# MULTIPART_THRESHOLD); integrations of its JS client use 90 MiB (not read in fal-js itself). The smaller keeps
+# every single request clear of the ~100 MB body limit in front of the CDN.
+MULTIPART_THRESHOLD = 90 * 1024 * 1024
+PART_SIZE = 10 * 1024 * 1024  # the Python client's part size
 
 Progress = Callable[[float, str], None]
 
@@ -54,9 +65,25 @@ class FalCancel(BaseModel):
     status: Literal["CANCELLATION_REQUESTED", "ALREADY_COMPLETED", "OK", "NOT_FOUND"]
 
 
-class FalUpload(BaseModel):
-    upload_url: str
-    file_url: str
+class FalCdnToken(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    token: str
+    token_type: str
+    base_url: str
+
+
+class FalUploaded(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    access_url: str
+
+
+class FalMultipart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    access_url: str
+    uploadId: str  # noqa: N815  (fal's field name)
 
 
 class _Detail(BaseModel):
@@ -73,9 +100,19 @@ class FalClient(ProviderClient):
     default_base_url = QUEUE_URL
     base_url_env = "FAL_BASE_URL"
 
-    def __init__(self, *args: Any, rest_url: str | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        rest_url: str | None = None,
+        multipart_threshold: int = MULTIPART_THRESHOLD,
+        part_size: int = PART_SIZE,
+        **kw: Any,
+    ) -> None:
         super().__init__(*args, **kw)
         self.rest_url = (rest_url or os.environ.get("FAL_REST_URL") or REST_URL).rstrip("/")
+        self.multipart_threshold = multipart_threshold
+        self.part_size = part_size
+        self._cdn: FalCdnToken | None = None
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Key {self.key}"}
@@ -134,23 +171,65 @@ class FalClient(ProviderClient):
         return await self.poll(check, timeout=timeout, what=f"fal request {job.request_id}")
 
     async def upload(self, path: Path, content_type: str) -> str:
-        """Put a local file on fal's CDN (initiate, then PUT to the signed URL) and return its public URL."""
-        initiate = await self.request(
-            "POST",
-            f"{self.rest_url}/storage/upload/initiate",
-            params={"storage_type": "fal-cdn-v3"},
-            json={"content_type": content_type, "file_name": path.name},
-        )
-        target = parse(FalUpload, initiate, FAL.name)
-        # The signed upload URL carries its own authorization: the key is not sent there.
+        """Put a local file on fal's CDN and return its public URL (multipart above the threshold)."""
+        cdn = await self._cdn_token()
+        size = path.stat().st_size
+        headers = {"Authorization": f"{cdn.token_type} {cdn.token}", "Content-Type": content_type}
+        headers["X-Fal-File-Name"] = path.name
+        if size <= self.multipart_threshold:
+            answer = await self.request(
+                "POST",
+                f"{cdn.base_url}/files/upload",
+                auth=False,  # the CDN token, not the key
+                content=file_chunks(path),
+                headers={**headers, "Content-Length": str(size)},
+            )
+            return parse(FalUploaded, answer, FAL.name).access_url
+        created = await self.request("POST", f"{cdn.base_url}/files/upload/multipart", auth=False, headers=headers)
+        upload = parse(FalMultipart, created, FAL.name)
+        parts = []
+        for number, chunk in enumerate(_parts(path, self.part_size), start=1):
+            answer = await self.request(
+                "PUT",
+                f"{upload.access_url}/multipart/{upload.uploadId}/{number}",
+                auth=False,
+                content=await chunk,
+                headers={"Authorization": headers["Authorization"], "Content-Type": content_type},
+            )
+            if "etag" not in answer.headers:
+                raise UnexpectedResponseError(
+                    f"part {number} of {path.name} was answered without an ETag", provider=FAL.name, body=""
+                )
+            parts.append({"partNumber": number, "etag": answer.headers["etag"]})
         await self.request(
-            "PUT",
-            target.upload_url,
+            "POST",
+            f"{upload.access_url}/multipart/{upload.uploadId}/complete",
             auth=False,
-            content=file_chunks(path),
-            headers={"Content-Type": content_type, "Content-Length": str(path.stat().st_size)},
+            json={"parts": parts},
+            headers={"Authorization": headers["Authorization"]},
         )
-        return target.file_url
+        return upload.access_url
+
+    async def _cdn_token(self) -> FalCdnToken:
+        if self._cdn is None:  # short-lived, but a client lives for one step: one token is enough
+            answer = await self.request(
+                "POST", f"{self.rest_url}/storage/auth/token", params={"storage_type": "fal-cdn-v3"}, json={}
+            )
+            self._cdn = parse(FalCdnToken, answer, FAL.name)
+        return self._cdn
+
+
+def _parts(path: Path, size: int):
+    """Awaitables of the file's consecutive `size`-byte parts (read one at a time, off the event loop)."""
+    total = path.stat().st_size
+    for offset in range(0, total, size):
+        yield asyncio.to_thread(_read_at, path, offset, size)
+
+
+def _read_at(path: Path, offset: int, size: int) -> bytes:
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        return fh.read(size)
 
 
 class _AnyObject(BaseModel):

@@ -42,7 +42,7 @@ class InputTokensDetails(BaseModel):
 
 
 class ImageUsage(BaseModel):
-    """gpt-image-1 reports the tokens it billed: text and image input, image output."""
+    """The GPT image models report the tokens they billed: text and image input, image output."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -68,14 +68,32 @@ class ImagesResponse(BaseModel):
             ) from None
 
 
+class TranscriptionUsage(BaseModel):
+    """What a transcription was billed on: `duration` (seconds of audio, whisper-1) or `tokens` (gpt-4o-*)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: str
+    seconds: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
 class Transcription(BaseModel):
-    """`json` answers carry only text; `verbose_json` adds language and the audio's duration (billed per minute)."""
+    """A `json` answer: the text and its `usage`; `verbose_json` answers also carry the audio's duration."""
 
     model_config = ConfigDict(extra="ignore")
 
     text: str
     language: str | None = None
     duration: float | None = None
+    usage: TranscriptionUsage | None = None
+
+    def billed_seconds(self) -> float | None:
+        """Seconds of audio billed, from `usage` (CreateTranscriptionResponseJson), else verbose_json's duration."""
+        if self.usage is not None and self.usage.type == "duration" and self.usage.seconds is not None:
+            return self.usage.seconds
+        return self.duration
 
 
 class _Error(BaseModel):

@@ -80,9 +80,9 @@ def test_generators_list_says_what_runs_here_and_how_to_fix_the_rest(registry):
     assert result.exit_code == 0, result.output
     rows = {line.split()[0]: line for line in result.output.splitlines() if "/" in line}
     assert "yes" in rows["local/ken-burns"]
-    assert "no" in rows["openai/gpt-image-1"] and "OPENAI_API_KEY" in rows["openai/gpt-image-1"]
+    assert "no" in rows["openai/gpt-image-2"] and "OPENAI_API_KEY" in rows["openai/gpt-image-2"]
     assert "boardflow generators show ID" in result.output  # where the fix is
-    shown = " ".join(invoke("generators", "show", "openai/gpt-image-1").output.split())
+    shown = " ".join(invoke("generators", "show", "openai/gpt-image-2").output.split())
     assert "to enable it: Set OPENAI_API_KEY" in shown and "https://" in shown
     listed = json.loads(invoke("generators", "list", "--json", "--type", "video").output)
     assert {g["type"] for g in listed} == {"video"} and "local/ken-burns" in {g["id"] for g in listed}
@@ -124,3 +124,15 @@ def test_lineage_walks_back_from_a_clip_to_its_still(data_dir, clip_in_store):
     assert "local/ken-burns" in lines[clip_line] and "local/procedural-image" in lines[still_line]
     assert still_line > clip_line, "the still should hang under the clip"
     assert invoke("lineage", "zz").exit_code == 1
+
+
+def test_generators_list_shows_each_models_status_and_json_has_the_day_and_replacement(registry):
+    result = CliRunner().invoke(app, ["generators", "list"], env={"COLUMNS": "80"})
+    rows = {line.split()[0]: line for line in result.output.splitlines() if line.split() and "/" in line.split()[0]}
+    assert "shut down" in rows["openai/gpt-image-1"] and "deprecated" in rows["openai/tts-1"]
+    assert "active" in rows["openai/gpt-image-2"] and "active" in rows["local/ken-burns"]
+    listed = {g["id"]: g for g in json.loads(invoke("generators", "list", "--json").output)}
+    gone = listed["openai/gpt-image-1"]
+    expected = ("shut_down", "2026-10-23", "openai/gpt-image-2")
+    assert (gone["status"], gone["status_date"], gone["replacement"]) == expected
+    assert listed["fal/nano-banana"]["priced"] is False and listed["fal/flux-dev"]["priced"] is True

@@ -6,7 +6,7 @@ import math
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from . import media
+from . import media, snapshots
 
 if TYPE_CHECKING:
     from .server import FakeProviderServer, Request, Response
@@ -52,6 +52,27 @@ def _format(output_format: str) -> tuple[str, int] | None:
     return codec, int(rate)
 
 
+def _check(path: str, body: Any) -> Response | None:
+    """The API reference's rules: the body's schema (422 with FastAPI's detail list), then the model's limits."""
+    from .server import json_response
+
+    doc = snapshots.elevenlabs_doc()
+    endpoint = "sound-generation" if path == "/v1/sound-generation" else "text-to-speech"
+    if found := snapshots.problems(doc[endpoint], body):
+        return json_response({"detail": [{**p, "loc": ["body", *p["loc"]]} for p in found]}, 422)
+    model = body.get(
+        "model_id", "eleven_multilingual_v2" if endpoint == "text-to-speech" else "eleven_text_to_sound_v2"
+    )
+    facts = doc["models"].get(model)
+    if facts is None or facts["endpoint"] != endpoint:
+        return _detail(400, "model_not_found", f"A model with model ID {model} does not exist or cannot do {endpoint}.")
+    if "language_code" in body and not facts.get("language_code", True):
+        return _detail(400, "unsupported_language", f"Model '{model}' does not support the language_code parameter.")
+    if len(body["text"]) > facts.get("max_characters", 1 << 30):
+        return _detail(400, "text_too_long", f"text is longer than {facts['max_characters']} characters for {model}.")
+    return None
+
+
 def handle(fake: FakeProviderServer, req: Request) -> Response:
     from .server import Response, json_response
 
@@ -59,7 +80,14 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
         return blocked
     if req.method != "POST":
         return json_response({"detail": "Method Not Allowed"}, 405)
-    body: dict[str, Any] = req.json()
+    if not req.headers.get("content-type", "").startswith("application/json"):
+        return _detail(400, "invalid_content_type", "Content-Type must be application/json.")
+    try:
+        body: dict[str, Any] = req.json()
+    except ValueError:
+        return _detail(400, "invalid_json", "The request body is not valid JSON.")
+    if rejected := _check(req.path.removeprefix("/elevenlabs"), body):
+        return rejected
     fmt = _format(req.query.get("output_format", "mp3_44100_128"))
     if fmt is None:
         return _detail(400, "invalid_output_format", f"Unsupported output_format {req.query['output_format']!r}.")
@@ -86,7 +114,9 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
                 },
                 422,
             )
-        model, credits, seconds = body.get("model_id", "eleven_text_to_sound_v2"), 200, float(duration or 5.0)
+        # API reference: 100 credits with an automatic duration, 25 per second of a set one.
+        credits = 100 if duration is None else math.ceil(25 * float(duration))
+        model, seconds = body.get("model_id", "eleven_text_to_sound_v2"), float(duration or 5.0)
     else:
         return json_response({"detail": "Not Found"}, 404)
     request_id = uuid.uuid4().hex

@@ -1,17 +1,26 @@
-"""fal's queue API (queue.fal.run) and storage upload (rest.alpha.fal.ai) as the fake server speaks them."""
+"""fal's queue API (queue.fal.run), CDN token (rest.fal.ai) and CDN uploads (v3.fal.media) as the fake speaks them.
+
+The upload protocol is the official clients' (github.com/fal-ai/fal, fal_client/client.py): a token from
+`POST /storage/auth/token?storage_type=fal-cdn-v3`, then `POST <base_url>/files/upload` with the bytes, or
+for large files `POST <base_url>/files/upload/multipart`, `PUT <access_url>/multipart/<id>/<n>` per part
+(answered with an ETag) and `POST <access_url>/multipart/<id>/complete` with the parts.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import media
+from . import media, snapshots
 
 if TYPE_CHECKING:
     from .server import FakeProviderServer, Request, Response
 
-QUEUE, REST, UPLOAD = "/fal/queue/", "/fal/rest/", "/fal/upload/"
+QUEUE, REST, CDN = "/fal/queue/", "/fal/rest/", "/fal/cdn/"
+CDN_TOKEN = "fake-cdn-token-5e1f"
+MAX_BODY = 100 * 1024 * 1024  # one request's body limit at fal's CDN; larger files must go up in parts
 IMAGE_SIZES = {
     "square_hd": (1024, 1024),
     "square": (512, 512),
@@ -51,24 +60,30 @@ def _invalid(field: str, msg: str) -> Response:
 
 
 def handle(fake: FakeProviderServer, req: Request) -> Response:
-    from .server import Response, json_response
+    from .server import json_response
 
-    if req.path.startswith(UPLOAD) and req.method == "PUT":  # the signed URL: no key, no faults
-        if "authorization" in req.headers:  # signed URLs refuse a second credential, and it must not leak there
-            return json_response({"detail": "signed upload URLs take no Authorization header"}, 400)
-        name = req.path.removeprefix(UPLOAD)
-        with fake._lock:
-            fake.files[name] = (req.body, req.headers.get("content-type", "application/octet-stream"))
-        return Response(200, b"", "text/plain")
+    if req.path.startswith(CDN) or "/multipart/" in req.path:  # the CDN: the token, never the key
+        return _cdn(fake, req)
+    if req.path == "/fal/openapi/queue/openapi.json" and req.method == "GET":  # public: no key needed
+        doc = snapshots.fal_doc(req.query.get("endpoint_id", ""))
+        if doc is None:
+            return json_response({"detail": f"Endpoint {req.query.get('endpoint_id')!r} not found"}, 404)
+        return json_response(doc)
     rest = req.path.startswith(REST)
     submission = req.method == "POST" and not rest
     if blocked := fake.gate("fal", presented_key(req), error, submission=submission):
         return blocked
-    if rest and req.path == REST + "storage/upload/initiate" and req.method == "POST":
-        body = req.json()
-        ext = body["file_name"].rsplit(".", 1)[-1]
-        name = f"{time.time_ns()}.{ext}"
-        return json_response({"upload_url": f"{fake.url}{UPLOAD}{name}", "file_url": f"{fake.url}/files/{name}"})
+    if rest and req.path == REST + "storage/auth/token" and req.method == "POST":
+        if req.query.get("storage_type") != "fal-cdn-v3":
+            return json_response({"detail": "unknown storage_type"}, 400)
+        return json_response(
+            {
+                "token": CDN_TOKEN,
+                "token_type": "Bearer",
+                "base_url": f"{fake.url}{CDN.rstrip('/')}",
+                "expires_at": "2099-01-01T00:00:00+00:00",
+            }
+        )
     tail = req.path.removeprefix(QUEUE)
     if "/requests/" in tail:
         app, _, rest_path = tail.partition("/requests/")
@@ -79,17 +94,65 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
         return _job_route(fake, job, app, req.method, action)
     if req.method != "POST":
         return json_response({"detail": "Method Not Allowed"}, 405)
-    return _submit(fake, tail, req.json())
+    if not req.headers.get("content-type", "").startswith("application/json"):
+        return json_response({"detail": "Content-Type must be application/json"}, 400)
+    try:
+        args = req.json()
+    except ValueError:
+        return json_response({"detail": "The request body is not valid JSON"}, 400)
+    return _submit(fake, tail, args)
+
+
+def _cdn(fake: FakeProviderServer, req: Request) -> Response:
+    from .server import Response, json_response
+
+    if req.headers.get("authorization") != f"Bearer {CDN_TOKEN}":
+        return json_response({"detail": "a CDN token is required (and the API key is refused here)"}, 401)
+    fake.cdn_requests.append((req.method, req.path, len(req.body)))
+    if len(req.body) > fake.knobs.fal_max_body:
+        return json_response({"detail": "Payload Too Large"}, 413)
+    if req.method == "POST" and req.path == CDN + "files/upload":
+        ext = req.headers.get("x-fal-file-name", "upload.bin").rsplit(".", 1)[-1]
+        name = f"{time.time_ns()}.{ext}"
+        with fake._lock:
+            fake.files[name] = (req.body, req.headers.get("content-type", "application/octet-stream"))
+        return json_response({"access_url": f"{fake.url}/files/{name}"})
+    if req.method == "POST" and req.path == CDN + "files/upload/multipart":
+        ext = req.headers.get("x-fal-file-name", "upload.bin").rsplit(".", 1)[-1]
+        name, upload_id = f"{time.time_ns()}.{ext}", f"up-{time.time_ns()}"
+        fake.multipart[upload_id] = (name, req.headers.get("content-type", "application/octet-stream"), {})
+        return json_response({"access_url": f"{fake.url}/files/{name}", "uploadId": upload_id})
+    name, _, rest = req.path.removeprefix("/files/").partition("/multipart/")
+    upload_id, _, part = rest.partition("/")
+    if upload_id not in fake.multipart or fake.multipart[upload_id][0] != name:
+        return json_response({"detail": "unknown upload"}, 404)
+    _, ctype, parts = fake.multipart[upload_id]
+    if req.method == "PUT" and part.isdigit():
+        parts[int(part)] = req.body
+        return Response(200, b"", "text/plain", headers={"ETag": f'"etag-{part}"'})
+    if req.method == "POST" and part == "complete":
+        listed = [p["partNumber"] for p in json.loads(req.body)["parts"]]
+        if listed != sorted(parts) or listed != list(range(1, len(parts) + 1)):
+            return json_response({"detail": f"parts {listed} do not match the uploaded {sorted(parts)}"}, 400)
+        with fake._lock:
+            fake.files[name] = (b"".join(parts[n] for n in listed), ctype)
+        return json_response({"access_url": f"{fake.url}/files/{name}"})
+    return json_response({"detail": "Not Found"}, 404)
 
 
 def _submit(fake: FakeProviderServer, endpoint: str, args: Any) -> Response:
     from .server import Response, json_response
 
-    if endpoint not in MODELS:
+    doc = snapshots.fal_doc(endpoint)
+    if endpoint not in MODELS and doc is None:
         return json_response({"detail": f"Application '{endpoint}' not found"}, 404)
-    if problem := MODELS[endpoint][0](fake, args):
+    if endpoint in MODELS and (problem := MODELS[endpoint][0](fake, args)):
         return _invalid(*problem)
     job = fake.new_job("fal", endpoint, args)
+    found = snapshots.problems(snapshots.fal_input_schema(doc, endpoint), args) if doc else []
+    if fake.knobs.reject_input or found:  # fal validates in the runner: the request is queued, run, then refused
+        job.error = "Unprocessable Entity"
+        job.output = [{**p, "loc": ["body", *p["loc"]]} for p in found]
     if fake.take_drop():
         return Response(drop=True)
     app = "/".join(endpoint.split("/")[:2])  # like fal: the URLs name the app, not the endpoint's sub-path
@@ -128,10 +191,16 @@ def _job_route(fake: FakeProviderServer, job: Any, app: str, method: str, action
     if action == "" and method == "GET":
         if state in ("queued", "running"):
             return json_response({"detail": "Request is still in progress"}, 400)
+        if state == "failed" and job.error == "Unprocessable Entity":  # fal's error shape (docs.fal.ai/errors)
+            detail = job.output or [{"loc": ["body", "prompt"], "msg": "rejected by the model", "type": "value_error"}]
+            return json_response({"detail": detail}, 422)
         if state in ("failed", "canceled"):
             return json_response({"detail": job.error or "Request was cancelled"}, 500)
         if job.output is None:
-            job.output = MODELS[job.model][1](fake, job.input)
+            if job.model in MODELS:
+                job.output = MODELS[job.model][1](fake, job.input)
+            else:
+                job.output = _from_snapshot(fake, job.model, job.input)
         return json_response(job.output)
     return json_response({"detail": "Not Found"}, 404)
 
@@ -222,6 +291,37 @@ def _kling(fake: FakeProviderServer, args: dict) -> dict:
             "file_size": len(data),
         }
     }
+
+
+def _from_snapshot(fake: FakeProviderServer, endpoint: str, args: dict) -> dict:
+    """An answer for an endpoint known only by its snapshot: media of the kind its category names, in the output
+    field its schema has (an upscaler's image is its input scaled by upscale_factor)."""
+    doc = snapshots.fal_doc(endpoint)
+    assert doc is not None
+    output = next(s for n, s in doc["components"]["schemas"].items() if n.endswith("Output"))
+    field = next(iter(output["properties"]))
+    kind = doc["info"]["x-fal-metadata"]["category"].rpartition("-to-")[2]
+    if kind == "text":
+        return {field: "This is a fake transcript.", "chunks": []}
+    if kind == "image" and "image_url" in args:
+        width, height = media.probe_image_size(fake.file_bytes(args["image_url"]))
+        factor = float(args.get("upscale_factor", 2))
+        width, height = math.floor(width * factor), math.floor(height * factor)
+    else:
+        width, height = 64, 48
+    if kind == "image":
+        data, ext = media.image(width, height, "png", 5), "png"
+    elif kind == "video":
+        data, ext = media.video(*fake.knobs.video_size, 1.0, 24, 3), "mp4"
+    else:
+        data, ext = media.audio(1.5, "mp3", 44100, 1, 2), "mp3"
+    file = {"url": fake.add_file(data, ext), "content_type": CONTENT[ext]}
+    if kind == "image":
+        file |= {"width": width, "height": height}
+    return {field: [file] if output["properties"][field].get("type") == "array" else file, "seed": 1}
+
+
+CONTENT = {"png": "image/png", "mp4": "video/mp4", "mp3": "audio/mpeg"}
 
 
 MODELS = {

@@ -31,6 +31,7 @@ def provider_env(server: FakeProviderServer) -> dict[str, str]:
         "FAL_KEY": keys["fal"],
         "FAL_BASE_URL": f"{url}/fal/queue",
         "FAL_REST_URL": f"{url}/fal/rest",
+        "FAL_OPENAPI_URL": f"{url}/fal/openapi/queue/openapi.json",
         "REPLICATE_API_TOKEN": keys["replicate"],
         "REPLICATE_BASE_URL": f"{url}/replicate/v1",
         "OPENAI_API_KEY": keys["openai"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any
 
-from . import media
+from . import media, snapshots
 
 if TYPE_CHECKING:
     from .server import FakeProviderServer, Request, Response
@@ -17,6 +17,43 @@ OUTPUT_TOKENS = {
     "medium": {"1024x1024": 1056, "1024x1536": 1584, "1536x1024": 1568},
     "high": {"1024x1024": 4160, "1024x1536": 6240, "1536x1024": 6208},
 }
+# Models each endpoint serves today (openai-openapi's model enums, less what the deprecations page has shut
+# down: gpt-image-1 on 2026-10-23; gpt-image-1.5, gpt-image-1-mini and chatgpt-image-latest on 2026-12-01).
+MODELS = {
+    "images/generations": {"gpt-image-2", "gpt-image-2-2026-04-21"},
+    "images/edits": {"gpt-image-2", "gpt-image-2-2026-04-21"},
+    "audio/speech": {"tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15"},
+    "audio/transcriptions": {
+        "whisper-1",
+        "gpt-transcribe",
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-transcribe",
+        "gpt-4o-mini-transcribe-2025-12-15",
+        "gpt-4o-transcribe-diarize",
+    },
+}
+SCHEMAS = {
+    "images/generations": "CreateImageRequest",
+    "images/edits": "CreateImageEditRequest",
+    "audio/speech": "CreateSpeechRequest",
+    "audio/transcriptions": "CreateTranscriptionRequest",
+}
+
+
+def _check(schema_name: str, body: Any) -> Response | None:
+    """OpenAI's 400 for a body its reference refuses: the first problem, naming the parameter."""
+    found = snapshots.problems(snapshots.openai_doc()[schema_name], body)
+    if not found:
+        return None
+    param = ".".join(found[0]["loc"]) or None
+    if found[0]["type"] == "missing":
+        return _error(400, f"Missing required parameter: '{param}'.", "invalid_request_error", None, param)
+    if found[0]["type"] == "extra_forbidden":
+        return _error(400, f"Unrecognized request argument supplied: {found[0]['msg']}", "invalid_request_error", None)
+    message = f"Invalid value for '{param}': {found[0]['msg']}"
+    return _error(400, message, "invalid_request_error", "invalid_value", param)
+
+
 VOICES = {"alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse"}
 
 
@@ -57,7 +94,7 @@ def error(status: int, presented: str = "") -> Response:
         )
     if status == 429:
         return _error(
-            429, "Rate limit reached for gpt-image-1 on images per minute (IPM).", "requests", "rate_limit_exceeded"
+            429, "Rate limit reached for gpt-image-2 on images per minute (IPM).", "requests", "rate_limit_exceeded"
         )
     return _error(
         status, "The server had an error while processing your request. Sorry about that!", "server_error", None
@@ -72,6 +109,25 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
     path = req.path.removeprefix(V1)
     if req.method != "POST":
         return _error(405, "Method not allowed", "invalid_request_error", None)
+    if path in ("images/generations", "audio/speech"):
+        if not req.headers.get("content-type", "").startswith("application/json"):
+            return _error(400, "Content-Type must be application/json.", "invalid_request_error", None)
+        try:
+            req.json()
+        except ValueError:
+            return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error", None)
+    if path in MODELS:
+        body = req.json() if path in ("images/generations", "audio/speech") else snapshots.form_values(req.form()[0])
+        if rejected := _check(SCHEMAS[path], body):
+            return rejected
+        model = body.get("model")
+        if model not in MODELS[path]:
+            return _error(
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                "invalid_request_error",
+                "model_not_found",
+            )
     if path == "images/generations":
         return _images(fake, req.json(), [])
     if path == "images/edits":
@@ -100,7 +156,7 @@ def _images(fake: FakeProviderServer, body: dict[str, Any], inputs: list[bytes])
     if size == "auto":
         size = "1024x1024"
     quality = "high" if quality == "auto" else quality
-    fake.bill("openai", "gpt-image-1", f"img-{len(fake.submissions('openai'))}", {"prompt": prompt, "n": n})
+    fake.bill("openai", str(body.get("model")), f"img-{len(fake.submissions('openai'))}", {"prompt": prompt, "n": n})
     if fake.take_drop():
         return Response(drop=True)
     fmt = body.get("output_format", "png")
@@ -154,4 +210,9 @@ def _transcribe(fake: FakeProviderServer, fields: dict[str, str], files: list) -
         return json_response(
             {"task": "transcribe", "language": "english", "duration": round(seconds, 2), "text": text, "segments": []}
         )
-    return json_response({"text": text})
+    # CreateTranscriptionResponseJson: whisper-1 reports the seconds it billed; the gpt-4o models report tokens.
+    if fields.get("model") == "whisper-1":
+        return json_response({"text": text, "usage": {"type": "duration", "seconds": round(seconds)}})
+    return json_response(
+        {"text": text, "usage": {"type": "tokens", "input_tokens": 20, "output_tokens": 12, "total_tokens": 32}}
+    )

@@ -6,7 +6,7 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import media
+from . import media, snapshots
 
 if TYPE_CHECKING:
     from .server import FakeProviderServer, Job, Request, Response
@@ -67,6 +67,33 @@ def _invalid(field: str, msg: str) -> Response:
     )
 
 
+def _invalid_all(found: list[dict]) -> Response:
+    """Replicate's 422 for input that breaks the version's schema: a problem details body listing each field."""
+    from .server import json_response
+
+    lines = "\n".join(f"- input.{'.'.join(p['loc'])}: {p['msg']}" for p in found)
+    fields = [{"type": p["type"], "field": f"input.{'.'.join(p['loc'])}", "description": p["msg"]} for p in found]
+    body = {"title": "Input validation failed", "detail": lines, "status": 422, "invalid_fields": fields}
+    return json_response(body, 422)
+
+
+def _from_snapshot(fake: FakeProviderServer, model: str, args: dict) -> str:
+    """The output of a model known only by its snapshot: a file of the kind it makes (`x-fake-makes`); an
+    image model given an image (a face restorer) answers that image rescaled by `scale`."""
+    snapshot = snapshots.replicate_model(model) if "/" in model else snapshots.replicate_version(model)
+    makes = (snapshot or {}).get("x-fake-makes", "image")
+    source = args.get("img") or args.get("image")
+    if makes == "image" and source:
+        width, height = media.probe_image_size(fake.file_bytes(source))
+        scale = float(args.get("scale", 2))
+        return fake.add_file(media.image(int(width * scale), int(height * scale), "png", 6), "png")
+    if makes == "video":
+        return fake.add_file(media.video(*fake.knobs.video_size, 1.0, 24, 2), "mp4")
+    if makes == "audio":
+        return fake.add_file(media.audio(1.5, "mp3", 44100, 1, 2), "mp3")
+    return fake.add_file(media.image(64, 48, "png", 6), "png")
+
+
 def handle(fake: FakeProviderServer, req: Request) -> Response:
     from .server import json_response
 
@@ -104,9 +131,21 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
         return json_response(_prediction(fake, job))
     if path == "predictions" and req.method == "GET":
         return _listing(fake, req)
+    if req.method == "GET" and path.startswith("models/") and path.count("/") == 2:
+        model = snapshots.replicate_model(path.removeprefix("models/"))
+        if model is None:
+            return json_response({"title": "Not found", "detail": "Model not found", "status": 404}, 404)
+        return json_response(model)
     if req.method != "POST":
         return json_response({"title": "Method not allowed", "status": 405}, 405)
-    body = req.json()
+    if not req.headers.get("content-type", "").startswith("application/json"):
+        return json_response(
+            {"title": "Bad request", "detail": "Content-Type must be application/json", "status": 400}, 400
+        )
+    try:
+        body = req.json()
+    except ValueError:
+        return error(400)
     if path == "predictions":
         model = body.get("version", "")
         model = model.split(":")[-1]  # "owner/name:version" is accepted too
@@ -120,7 +159,11 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
 def _create(fake: FakeProviderServer, model: str, args: Any, prefer: str) -> Response:
     from .server import Response, json_response
 
-    if model not in MODELS:
+    snapshot = snapshots.replicate_model(model) if "/" in model else snapshots.replicate_version(model)
+    if snapshot is not None and isinstance(args, dict):
+        if found := snapshots.problems(snapshots.replicate_input_schema(snapshot), args):
+            return _invalid_all(found)
+    elif model not in MODELS:
         return json_response(
             {
                 "title": "Invalid version or not permitted",
@@ -131,7 +174,7 @@ def _create(fake: FakeProviderServer, model: str, args: Any, prefer: str) -> Res
         )
     if not isinstance(args, dict):
         return _invalid("input", "input is required")
-    if problem := MODELS[model][0](fake, args):
+    if model in MODELS and (problem := MODELS[model][0](fake, args)):
         return _invalid(*problem)
     job = fake.new_job("replicate", model, args)
     if fake.take_drop():
@@ -176,7 +219,9 @@ def _prediction(fake: FakeProviderServer, job: Job) -> dict:
         "canceled": "canceled",
     }[state]
     if state == "done" and job.output is None:
-        job.output = MODELS[job.model][1](fake, job.input)
+        job.output = (
+            MODELS[job.model][1](fake, job.input) if job.model in MODELS else _from_snapshot(fake, job.model, job.input)
+        )
     finished = state in ("done", "failed")
     base = f"{fake.url}{V1}predictions/{job.id}"
     return {

@@ -53,6 +53,8 @@ class Knobs:
     faults_on: str = "all"  # "all" API requests, or only "submissions" (status polls and results stay clean)
     drop_after_submit: int = 0  # the next N submissions are billed, then the connection is cut unanswered
     fail_jobs: bool = False  # accepted jobs end in failure
+    fal_max_body: int = 100 * 1024 * 1024  # fal's CDN refuses a larger single request (413)
+    reject_input: bool = False  # fal: the runner takes the job, then rejects its input (422 on the result; billed)
     slow_download: float = 0.0  # seconds to stream each output file
     exhausted_credit: bool = False  # every API request gets the provider's out-of-credit answer
     audio_bytes: int = 0  # when set, audio answers stream this many bytes (chunked, no length) after the real clip
@@ -172,6 +174,8 @@ class FakeProviderServer:
             self.rng = random.Random(self.knobs.seed)
             self.jobs: dict[str, Job] = {}
             self.files: dict[str, tuple[bytes, str]] = {}
+            self.multipart: dict[str, tuple[str, str, dict[int, bytes]]] = {}  # fal uploads in parts
+            self.cdn_requests: list[tuple[str, str, int]] = []  # (method, path, body bytes) at fal's CDN
             self._submissions: list[Submission] = []
             self.request_log: list[tuple[str, str, int]] = []
             self.streamed = 0  # bytes of the last padded answer that went out
@@ -288,6 +292,8 @@ class FakeProviderServer:
         return False
 
     def handle(self, req: Request) -> Response:
+        if req.path.startswith("/files/") and "/multipart/" in req.path:
+            return fal_routes.handle(self, req)
         if req.path.startswith("/files/"):
             entry = self.files.get(req.path.removeprefix("/files/"))
             if entry is None:

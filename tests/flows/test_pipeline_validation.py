@@ -28,7 +28,7 @@ BAD = {
         "pan": {"generator": "local/ken-burns", "inputs": {"image": "${steps.pik.image}"}},
         "ask": {"generator": "local/text-template", "inputs": {"template": "${steps.answer.text.content}"}},
         "answer": {"generator": "local/text-template", "inputs": {"template": "${steps.ask.text.content}"}},
-        "paid": {"generator": "openai/gpt-image-1", "inputs": {"prompt": "a cat"}},
+        "paid": {"generator": "openai/gpt-image-2", "inputs": {"prompt": "a cat"}},
     },
 }
 

@@ -251,6 +251,8 @@ async def test_an_installed_plugin_is_discovered_through_the_entry_point_and_run
     assert invert.source == ("plugin boardflow-invert-plugin 0.1.0 (boardflow_invert_plugin.invert:InvertImage)")
     assert invert.usable and invert.generator.artifact_type == "image"
     assert "more_generators" in listed["plugin/grayscale-image"].source  # the callable(registry) form
+    acme = listed["acme/upscale"]  # a hosted provider shipped as one unit: its entries became generators
+    assert acme.generator.provider == "acme" and "provider:PROVIDER" in acme.source and "acme" in reg.providers
     # The deliberately broken entry point is recorded with its reason and did not stop the others.
     assert list(reg.plugin_errors) == ["broken-on-import"]
     assert "ImportError" in reg.plugin_errors["broken-on-import"]

@@ -41,7 +41,7 @@ async def call(provider: str, client, tmp_path) -> None:
     elif provider == "replicate":
         await client.create(model="black-forest-labs/flux-schnell", input={"prompt": "a lighthouse"})
     elif provider == "openai":
-        await client.generate_images({"model": "gpt-image-1", "prompt": "a lighthouse", "size": "1024x1024"})
+        await client.generate_images({"model": "gpt-image-2", "prompt": "a lighthouse", "size": "1024x1024"})
     else:
         await client.text_to_speech(
             "JBFqnCBsd6RMkjVDRZzb",

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from generators.errors import RateLimitError, TransientProviderError
+from generators.errors import ProviderInputError, RateLimitError, TransientProviderError
 from generators.providers.fal import FalClient
 from generators.providers.replicate import ReplicateClient
 from tests.fakes import media
@@ -50,7 +50,7 @@ async def test_fal_upload_puts_bytes_on_the_cdn_without_sending_the_key(fake, tm
     src.write_bytes(media.image(64, 48, "png"))
     async with FalClient() as fal:
         url = await fal.upload(src, "image/png")
-    # The fake refuses an Authorization header on the signed URL, so reaching here means none was sent.
+    # The fake CDN refuses any Authorization but its token, so reaching here means the key was not sent there.
     async with httpx.AsyncClient() as http:
         served = (await http.get(url)).content
     assert served == src.read_bytes()
@@ -145,3 +145,25 @@ async def test_replicate_rate_limit_on_create_is_not_billed(fake):
         with pytest.raises(RateLimitError) as info:
             await rep.create(model="black-forest-labs/flux-schnell", input={"prompt": "x"})
     assert info.value.retry_after == 2 and fake.submissions() == []
+
+
+def test_fal_uploads_go_to_rest_fal_ai_and_large_files_in_parts_like_the_official_clients():
+    from generators.providers import fal
+
+    assert fal.REST_URL == "https://rest.fal.ai"  # not the legacy rest.alpha.fal.ai
+    assert fal.MULTIPART_THRESHOLD == 90 * 1024 * 1024  # under fal_client's 100 MiB
+
+
+async def test_fal_upload_above_the_threshold_goes_up_in_parts_the_cdn_accepts(fake, tmp_path):
+    fake.set(fal_max_body=64 * 1024)  # a CDN that refuses one large body, scaled down
+    src = tmp_path / "clip.bin"
+    src.write_bytes(bytes(range(256)) * 1000)  # 256,000 bytes
+    async with FalClient(multipart_threshold=64 * 1024, part_size=64 * 1024) as fal:
+        url = await fal.upload(src, "video/mp4")
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(url)).content == src.read_bytes()
+    puts = [size for method, path, size in fake.cdn_requests if method == "PUT"]
+    assert puts == [65536, 65536, 65536, 59392]
+    async with FalClient() as fal:  # the default threshold: one POST, which this fake CDN refuses as too large
+        with pytest.raises(ProviderInputError, match="Payload Too Large"):
+            await fal.upload(src, "video/mp4")

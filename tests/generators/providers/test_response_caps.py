@@ -31,7 +31,7 @@ async def openai(monkeypatch):
 async def test_a_compressed_bomb_in_an_api_answer_is_refused_in_bounded_memory(openai, bomb, status):
     srv, client = openai
     srv.route("/v1/images/generations", answer(bomb, {"Content-Encoding": "gzip"}, status=status))
-    peak, raised = await traced_peak(client.generate_images({"model": "gpt-image-1", "prompt": "x"}))
+    peak, raised = await traced_peak(client.generate_images({"model": "gpt-image-2", "prompt": "x"}))
     assert isinstance(raised, ProviderError) and "larger than" in str(raised), repr(raised)
     assert peak < CAP_MB * 2**20 + SLACK, f"peak {peak / 2**20:.1f} MiB for a {len(bomb)}-byte answer"
 

@@ -17,7 +17,7 @@ from tests.fakes import media
 async def test_openai_generation_decodes_base64_images_and_reports_usage(fake):
     async with OpenAIClient() as openai:
         answer = await openai.generate_images(
-            {"model": "gpt-image-1", "prompt": "a teapot", "n": 2, "size": "1536x1024", "quality": "low"}
+            {"model": "gpt-image-2", "prompt": "a teapot", "n": 2, "size": "1536x1024", "quality": "low"}
         )
     images = [Image.open(io.BytesIO(b)) for b in answer.image_bytes()]
     assert [im.size for im in images] == [(1536, 1024), (1536, 1024)]
@@ -31,7 +31,7 @@ async def test_openai_edit_sends_every_image_as_multipart(fake, tmp_path):
         path.write_bytes(media.image(64, 64, "png", i))
         paths.append((path, "image/png"))
     async with OpenAIClient() as openai:
-        answer = await openai.edit_images({"model": "gpt-image-1", "prompt": "merge them", "size": "1024x1024"}, paths)
+        answer = await openai.edit_images({"model": "gpt-image-2", "prompt": "merge them", "size": "1024x1024"}, paths)
     assert answer.usage.input_tokens_details.image_tokens == 2 * 765  # the fake counted two image parts
 
 
