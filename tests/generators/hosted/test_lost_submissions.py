@@ -13,7 +13,7 @@ from tests.fakes.fixtures import hosted, run_losing_the_download
 CASES = [
     ("replicate/flux-schnell", {"prompt": "a harbour at night", "megapixels": "0.25"}, "replicate", 0),
     ("fal/flux-schnell", {"prompt": "a harbour at night"}, "fal", 1),
-    ("openai/gpt-image-1", {"prompt": "a harbour at night", "quality": "low", "size": "1024x1024"}, "openai", 1),
+    ("openai/gpt-image-2", {"prompt": "a harbour at night", "quality": "low", "size": "1024x1024"}, "openai", 1),
     ("elevenlabs/flash-v2.5", {"text": "A harbour at night."}, "elevenlabs", 1),
 ]
 
