@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
 from generators.errors import BoardflowError, ConfigurationError
 from generators.storage import ArtifactStore, sidecar_key
 
@@ -299,3 +301,24 @@ class MediaServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def announce(api_url: str, media_url: str | None, timeout: float = 5.0) -> None:
+    """Tell runs where the media server is: the Prefect Variable they read, set on the server at `api_url`.
+
+    With `media_url` None the variable is removed, so runs show plain paths instead of dead links. Plain
+    REST calls (POST /variables/, PATCH and DELETE /variables/name/{name}, in Prefect 3.9's
+    server/api/variables.py) with one short timeout: on the way out the server may already be stopping
+    (Ctrl-C reaches it too), and the client's retries would only delay the exit.
+    """
+    from flows.reporting.media import MEDIA_URL_VARIABLE
+
+    api = api_url.rstrip("/")
+    with httpx.Client(timeout=timeout) as client:
+        if media_url is None:
+            client.delete(f"{api}/variables/name/{MEDIA_URL_VARIABLE}")
+            return
+        made = client.post(f"{api}/variables/", json={"name": MEDIA_URL_VARIABLE, "value": media_url})
+        if made.status_code == 409:  # there from an earlier start: point it here
+            made = client.patch(f"{api}/variables/name/{MEDIA_URL_VARIABLE}", json={"value": media_url})
+        made.raise_for_status()

@@ -28,6 +28,7 @@ from generators.media import run_ffmpeg
 from generators.storage import ArtifactStore
 
 from ..events import Event, StepDone
+from .media import MediaLinks
 
 THUMB_WIDTH = 240
 PREVIEW_VERSION = 1  # bump when previews change look, so kept ones are made again
@@ -106,21 +107,24 @@ def waveform(path: Path, width: int = 360, height: int = 64) -> str:
 
 @dataclass
 class Preview:
-    """One output's preview: an inline image (a data: URI) when there is one, facts, and where the file lives."""
+    """One output's preview: an inline image (a data: URI) when there is one, facts, and where the file lives.
+
+    `where` is markdown (see MediaLinks.where); `player` a <video>/<audio> element for a final output, or "".
+    """
 
     label: str
-    short: str
-    link: str
+    where: str
     image: str | None = None
     facts: str = ""
+    player: str = ""
 
     def cell(self) -> str:
         """A table cell: the image above its facts and link."""
-        image = f"![{self.short}]({self.image})<br>" if self.image else ""
+        image = f"![{self.label}]({self.image})<br>" if self.image else ""
         return f"{image}{self.details()}"
 
     def details(self) -> str:
-        return f"{self.facts} · [{self.short}]({self.link})" if self.facts else f"[{self.short}]({self.link})"
+        return f"{self.facts} · {self.where}" if self.facts else self.where
 
     def inline(self) -> str:
         return f"`{self.label}` ![{self.label}]({self.image})" if self.image else ""
@@ -130,11 +134,15 @@ ImageSource = Callable[[Artifact], Awaitable[str]]
 
 
 async def make_preview(
-    label: str, artifact: Artifact, store: ArtifactStore, ctx: GeneratorContext, image: ImageSource | None = None
+    label: str,
+    artifact: Artifact,
+    store: ArtifactStore,
+    ctx: GeneratorContext,
+    image: ImageSource | None = None,
+    links: MediaLinks = MediaLinks(),
 ) -> Preview:
-    """The preview of one artifact; its image from `image` (a `Previews` maker) or made here."""
-    key = store.key_for(artifact.storage_url)
-    preview = Preview(label, artifact.short, store.browser_url(key) if key else artifact.storage_url)
+    """The preview of one artifact: its image from `image` (a `Previews` maker) or made here, its place from `links`."""
+    preview = Preview(label, links.where(artifact, store))
     if isinstance(artifact, TextArtifact):
         text = html.escape(artifact.content[:200]).replace("\n", " ").replace("|", "\\|")
         preview.facts = f"“{text}{'…' if len(artifact.content) > 200 else ''}”"
@@ -223,7 +231,8 @@ class Previews:
 
     async def publish(self, pipeline: str, results: dict[str, Any], outputs: dict[str, Any]) -> None:
         self.hurry()
-        await publish_previews(pipeline, results, outputs, self.store, image=self.image, ctx=self._ctx)
+        links = await MediaLinks.announced()
+        await publish_previews(pipeline, results, outputs, self.store, image=self.image, ctx=self._ctx, links=links)
 
 
 async def preview_markdown(artifact: Artifact, store: ArtifactStore, ctx: GeneratorContext) -> str:
@@ -235,15 +244,19 @@ def card_markdown(title: str, previews: list[tuple[str, Preview]], first_column:
     """(description, body) of a preview artifact.
 
     The V1 UI's artifact card shows only the first line of a description, so every preview image
-    sits on that line; V2 shows all of it, so the table below carries facts and links without
-    repeating the images. The body (the artifact's own page) is the full table with images in cells.
+    sits on that line, and the players of final outputs after them (V1 renders raw HTML in markdown;
+    V2 leaves it out, checked in Chromium against Prefect 3.9.1 on 2026-12-03); V2 shows all of the
+    description, so the table below carries facts and links without repeating the images. The body
+    (the artifact's own page) is the full table with images in cells, under the players.
     """
     strip = " ".join(p.inline() for _, p in previews if p.image)
+    players = " ".join(p.player for _, p in previews if p.player)
     header = f"| {first_column} | output |\n|---|---|"
     details = "\n".join(f"| {name} | {p.details()} |" for name, p in previews)
     cells = "\n".join(f"| {name} | {p.cell()} |" for name, p in previews)
-    description = f"**{title}**" + (f" · {strip}" if strip else "") + f"\n\n{header}\n{details}"
-    return description, f"### {title}\n\n{header}\n{cells}"
+    first = " · ".join(x for x in (f"**{title}**", strip, players) if x)
+    body = f"### {title}\n\n" + (f"{players}\n\n" if players else "") + f"{header}\n{cells}"
+    return f"{first}\n\n{header}\n{details}", body
 
 
 async def publish_previews(
@@ -253,10 +266,12 @@ async def publish_previews(
     store: ArtifactStore,
     image: ImageSource | None = None,
     ctx: GeneratorContext | None = None,
+    links: MediaLinks | None = None,
 ) -> None:
     """Markdown artifacts whose *descriptions* hold the previews (the run's Artifacts tab shows descriptions).
 
-    `results` maps each step to its GeneratorResult (a list for a for_each step, None where it did not run).
+    `results` maps each step to its GeneratorResult (a list for a for_each step, None where it did not run);
+    `links` says where each file opens (read from the API when not given).
     """
     from prefect.artifacts import acreate_markdown_artifact
 
@@ -264,11 +279,13 @@ async def publish_previews(
 
     async with contextlib.AsyncExitStack() as stack:
         ctx = ctx or await stack.enter_async_context(GeneratorContext(store))
+        links = links or await MediaLinks.announced()
         if outputs:
-            shown = [
-                (f"**{name}**", await make_preview(name, art, store, ctx, image))
-                for name, _, art in output_artifacts(outputs)
-            ]
+            shown = []
+            for name, _, art in output_artifacts(outputs):
+                preview = await make_preview(name, art, store, ctx, image, links)
+                preview.player = links.player(art)
+                shown.append((f"**{name}**", preview))
             description, body = card_markdown(f"Outputs of `{pipeline}`", shown, "output")
             key = artifact_key(pipeline, "outputs")
             await acreate_markdown_artifact(key=key, markdown=body, description=description)
@@ -279,7 +296,8 @@ async def publish_previews(
                     continue
                 label = f"{step}[{i}]" if isinstance(result, list) else step
                 for art in res.artifacts():
-                    steps.append((f"{label} · {res.generator}", await make_preview(label, art, store, ctx, image)))
+                    preview = await make_preview(label, art, store, ctx, image, links)
+                    steps.append((f"{label} · {res.generator}", preview))
         if steps:
             description, body = card_markdown(f"Step outputs of `{pipeline}`", steps, "step · generator")
             await acreate_markdown_artifact(key=artifact_key(pipeline, "steps"), markdown=body, description=description)
