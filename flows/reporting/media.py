@@ -43,14 +43,13 @@ class MediaLinks:
         key = store.key_for(artifact.storage_url)
         local = store.local_path(key) if key else None
         shown = str(local) if local else store.url_for(key) if key else artifact.storage_url
-        text = "`" + shown.replace("`", "'").replace("|", "\\|") + "`"
         if (url := self.url(artifact)) and key:
-            return f"[{text}]({url})"
+            return f"[{link_text(shown)}]({url})"
         if key and local is None:  # S3 without a media server: a presigned URL still opens it, for a week
-            return f"[{text}]({store.browser_url(key)})"
+            return f"[{link_text(shown)}]({store.browser_url(key)})"
         if artifact.storage_url.startswith(("http://", "https://")):
-            return f"[{text}]({artifact.storage_url})"
-        return text
+            return f"[{link_text(shown)}]({artifact.storage_url})"
+        return "`" + shown.replace("`", "'").replace("|", "\\|") + "`"  # a code span: copied as it is
 
     def player(self, artifact: Artifact) -> str:
         """A playable <video>/<audio> element (raw HTML: the V1 UI renders it, V2 leaves it out), or ""."""
@@ -62,3 +61,12 @@ class MediaLinks:
         if isinstance(artifact, AudioArtifact):
             return f'<audio controls preload="metadata" src="{src}"></audio>'
         return ""
+
+
+def link_text(text: str) -> str:
+    """`text` as a link's text in both UIs: brackets and pipes (table cells) escaped, nothing else.
+
+    In Chromium against Prefect 3.9.1 (2026-12-03), V1 shows a code span inside a link with its backticks
+    and keeps `\\_` / `\\*` as typed, while both honour `\\[`, `\\]` and `\\|`.
+    """
+    return text.replace("[", "\\[").replace("]", "\\]").replace("|", "\\|")

@@ -240,23 +240,28 @@ async def preview_markdown(artifact: Artifact, store: ArtifactStore, ctx: Genera
     return (await make_preview(artifact.short, artifact, store, ctx)).cell()
 
 
-def card_markdown(title: str, previews: list[tuple[str, Preview]], first_column: str) -> tuple[str, str]:
+def card_markdown(
+    title: str, previews: list[tuple[str, Preview]], first_column: str, lead: bool = False
+) -> tuple[str, str]:
     """(description, body) of a preview artifact.
 
-    The V1 UI's artifact card shows only the first line of a description, so every preview image
-    sits on that line, and the players of final outputs after them (V1 renders raw HTML in markdown;
-    V2 leaves it out, checked in Chromium against Prefect 3.9.1 on 2026-12-03); V2 shows all of the
-    description, so the table below carries facts and links without repeating the images. The body
-    (the artifact's own page) is the full table with images in cells, under the players.
+    The V1 UI's artifact card shows only the first line of a description, so every preview image sits
+    on that line; with `lead` (a run's final outputs) so do each output's player and where it lives
+    (V1 renders the raw <video>/<audio> HTML; V2 leaves it out: both checked in Chromium against
+    Prefect 3.9.1 on 2026-12-03). V2 shows all of the description, so the table below carries the
+    facts, and the links not already on the first line, without repeating the images. The body is
+    the full table with images in cells; the artifact's own page shows it below the description (whose
+    players are the ones that play: on V1's run page the whole card is a link to that page).
     """
-    strip = " ".join(p.inline() for _, p in previews if p.image)
-    players = " ".join(p.player for _, p in previews if p.player)
+    if lead:
+        strip = " · ".join(" ".join(x for x in (p.inline(), p.player, p.where) if x) for _, p in previews)
+    else:
+        strip = " ".join(p.inline() for _, p in previews if p.image)
     header = f"| {first_column} | output |\n|---|---|"
-    details = "\n".join(f"| {name} | {p.details()} |" for name, p in previews)
+    details = "\n".join(f"| {name} | {p.facts if lead and p.facts else p.details()} |" for name, p in previews)
     cells = "\n".join(f"| {name} | {p.cell()} |" for name, p in previews)
-    first = " · ".join(x for x in (f"**{title}**", strip, players) if x)
-    body = f"### {title}\n\n" + (f"{players}\n\n" if players else "") + f"{header}\n{cells}"
-    return f"{first}\n\n{header}\n{details}", body
+    first = f"**{title}**" + (f" · {strip}" if strip else "")
+    return f"{first}\n\n{header}\n{details}", f"### {title}\n\n{header}\n{cells}"
 
 
 async def publish_previews(
@@ -286,7 +291,7 @@ async def publish_previews(
                 preview = await make_preview(name, art, store, ctx, image, links)
                 preview.player = links.player(art)
                 shown.append((f"**{name}**", preview))
-            description, body = card_markdown(f"Outputs of `{pipeline}`", shown, "output")
+            description, body = card_markdown(f"Outputs of `{pipeline}`", shown, "output", lead=True)
             key = artifact_key(pipeline, "outputs")
             await acreate_markdown_artifact(key=key, markdown=body, description=description)
         steps: list[tuple[str, Preview]] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -94,6 +95,9 @@ def test_server_announces_its_media_server_and_a_signal_stops_everything(how, tm
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{media_url}/health", timeout=2)
     assert "Traceback" not in "".join(seen) + (proc.stdout.read() if proc.stdout else "")
+    if how != "Ctrl-C":  # Ctrl-C reaches the Prefect server too, which may be gone before the variable is
+        names = sqlite3.connect(tmp_path / "home" / "prefect.db").execute("select name from variable").fetchall()
+        assert (MEDIA_URL_VARIABLE,) not in names, "the media URL outlived the media server"
 
 
 def test_serve_without_a_server_names_the_port_it_looked_at(data_dir):

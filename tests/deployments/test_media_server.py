@@ -11,7 +11,7 @@ import tracemalloc
 import httpx
 import pytest
 
-from deployments.media_server import MediaServer
+from deployments.media_server import MediaServer, announce
 from generators.storage import LocalStore, sidecar_key
 from generators.storage.s3 import S3Store
 
@@ -72,6 +72,8 @@ async def test_an_object_comes_whole_with_its_type_length_and_a_readable_name(me
         ("webp", "image/webp"),
         ("txt", "text/plain; charset=utf-8"),
         ("safetensors", "application/octet-stream"),
+        ("html", "application/octet-stream"),  # never a page the browser would run
+        ("svg", "application/octet-stream"),
     ],
 )
 async def test_the_content_type_follows_the_objects_format(media, local_store, ext, expected):
@@ -230,3 +232,14 @@ async def test_an_s3_object_is_a_redirect_to_a_presigned_url(s3_media, s3_endpoi
 async def test_an_unknown_s3_object_is_404(s3_media):
     _, media = s3_media
     assert httpx.get(f"{media.url}/objects/{'a' * 64}").status_code == 404
+
+
+async def test_announce_sets_points_and_withdraws_the_variable_runs_read(prefect_api):
+    from flows.reporting.media import MediaLinks
+
+    announce(prefect_api, "http://127.0.0.1:4210")
+    assert await MediaLinks.announced() == MediaLinks("http://127.0.0.1:4210")
+    announce(prefect_api, "http://127.0.0.1:5210")  # a later start on another port
+    assert await MediaLinks.announced() == MediaLinks("http://127.0.0.1:5210")
+    announce(prefect_api, None)
+    assert await MediaLinks.announced() == MediaLinks()

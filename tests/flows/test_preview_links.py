@@ -39,21 +39,22 @@ async def card(outputs, store, ctx, links: MediaLinks) -> tuple[str, str]:
         preview = await make_preview(name, art, store, ctx, still, links)
         preview.player = links.player(art)
         shown.append((name, preview))
-    return card_markdown("Outputs of `test`", shown, "output")
+    return card_markdown("Outputs of `test`", shown, "output", lead=True)
 
 
 async def test_with_a_media_server_each_file_links_there_by_its_path_and_outputs_get_players(outputs, store, ctx):
     description, body = await card(outputs, store, ctx, MediaLinks(BASE))
+    first_line = description.splitlines()[0]  # all the V1 card shows
     for art in outputs.values():
         path = store.local_path(store.key_for(art.storage_url))
-        assert f"[`{path}`]({BASE}/objects/{art.sha256})" in description
-        assert f"[`{path}`]({BASE}/objects/{art.sha256})" in body
-    first_line = description.splitlines()[0]  # all the V1 card shows
+        assert f"[{path}]({BASE}/objects/{art.sha256})" in first_line
+        assert description.count(str(path)) == 1  # not repeated in the table below it
+        assert f"[{path}]({BASE}/objects/{art.sha256})" in body
     video, music = outputs["video"].sha256, outputs["music"].sha256
     assert f'<video controls preload="metadata" width="320" src="{BASE}/objects/{video}"></video>' in first_line
     assert f'<audio controls preload="metadata" src="{BASE}/objects/{music}"></audio>' in first_line
     assert first_line.count("<video") == 1 and first_line.count("<audio") == 1  # none for the image
-    assert "<video" in body.split("|")[0]  # the artifact's own page: the players above the table
+    assert "<video" not in body  # the artifact's page shows the description's players above the body
     assert "file://" not in description + body
 
 
@@ -61,10 +62,20 @@ async def test_without_a_media_server_the_full_path_is_plain_text_and_no_file_li
     description, body = await card(outputs, store, ctx, MediaLinks())
     for art in outputs.values():
         path = store.local_path(store.key_for(art.storage_url))
-        assert f"`{path}`" in description and f"`{path}`" in body
+        assert f"`{path}`" in description.splitlines()[0] and f"`{path}`" in body
     assert "file://" not in description + body
     assert "](" not in re.sub(r"!\[[^]]*\]\(data:[^)]*\)", "", description)  # no links but the inline images
     assert "<video" not in description + body and "<audio" not in description + body
+
+
+async def test_step_cards_keep_their_links_in_the_table_below_the_images(outputs, store, ctx):
+    shown = [
+        (name, await make_preview(name, art, store, ctx, still, MediaLinks(BASE))) for name, art in outputs.items()
+    ]
+    description, _ = card_markdown("Step outputs of `test`", shown, "step · generator")
+    first_line, table = description.split("\n", 1)
+    assert "/objects/" not in first_line and "<video" not in description
+    assert all(f"{BASE}/objects/{art.sha256}" in table for art in outputs.values())
 
 
 async def test_a_pipe_in_a_path_does_not_break_the_table(tmp_path, ctx):
