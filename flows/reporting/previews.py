@@ -197,15 +197,19 @@ class Previews:
         self._made: dict[str, asyncio.Task[str]] = {}
         self._gate = asyncio.Semaphore(1)
         self._ctx = GeneratorContext(store)
+        self._links: asyncio.Task[MediaLinks] | None = None
 
     async def __aenter__(self) -> Previews:
         await self._ctx.__aenter__()
+        # One API call per run (~30 ms on a busy 2-core box), asked while the steps run, not after them.
+        self._links = asyncio.get_running_loop().create_task(MediaLinks.announced())
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        for job in self._made.values():
+        jobs = [*self._made.values(), *([self._links] if self._links else [])]
+        for job in jobs:
             job.cancel()
-        await asyncio.gather(*self._made.values(), return_exceptions=True)
+        await asyncio.gather(*jobs, return_exceptions=True)
         await self._ctx.__aexit__(*exc)
 
     def follow(self, event: Event) -> None:
@@ -231,7 +235,7 @@ class Previews:
 
     async def publish(self, pipeline: str, results: dict[str, Any], outputs: dict[str, Any]) -> None:
         self.hurry()
-        links = await MediaLinks.announced()
+        links = await self._links if self._links else await MediaLinks.announced()
         await publish_previews(pipeline, results, outputs, self.store, image=self.image, ctx=self._ctx, links=links)
 
 
