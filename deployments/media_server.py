@@ -30,6 +30,7 @@ from generators.errors import BoardflowError, ConfigurationError
 from generators.storage import ArtifactStore, sidecar_key
 
 OBJECT_PATH = re.compile(r"/objects/([0-9a-f]{64})")
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 REDIRECT_SECONDS = 3600  # each request signs afresh, so a short life is enough
 # Types by extension where Python's table is missing one or gives a legacy name browsers may not play.
 TYPES = {
@@ -172,6 +173,10 @@ class MediaHandler(BaseHTTPRequestHandler):
             self.plain(HTTPStatus.BAD_GATEWAY, f"{exc}\n", body=body)
 
     def serve(self, body: bool) -> None:
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
+        if host not in LOOPBACK_NAMES:
+            # A page elsewhere whose name was made to resolve to 127.0.0.1 (DNS rebinding) names itself here.
+            return self.plain(HTTPStatus.FORBIDDEN, "ask for 127.0.0.1 or localhost\n", body=body)
         url = urlsplit(self.path)
         if url.path == "/health":
             return self.plain(HTTPStatus.OK, "ok\n", body=body)

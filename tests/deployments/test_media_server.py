@@ -141,6 +141,14 @@ async def test_unknown_objects_and_every_other_path_are_404(media, local_store, 
         assert b"not yours" not in response.body  # type: ignore[attr-defined]
 
 
+async def test_a_request_naming_another_host_is_refused(media, local_store):
+    """A page whose own name was pointed at 127.0.0.1 (DNS rebinding) cannot read the store through it."""
+    sha = await put(local_store, os.urandom(100), "mp4")
+    assert raw(media, "GET", f"/objects/{sha}", {"Host": f"evil.example:{media.port}"}).status == 403
+    for name in (f"localhost:{media.port}", f"127.0.0.1:{media.port}", "localhost"):
+        assert raw(media, "GET", f"/objects/{sha}", {"Host": name}).status == 200, name
+
+
 async def test_writes_are_refused(media, local_store):
     sha = await put(local_store, os.urandom(100), "mp4")
     for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
