@@ -288,7 +288,7 @@ async def publish_previews(
 
     async with contextlib.AsyncExitStack() as stack:
         ctx = ctx or await stack.enter_async_context(GeneratorContext(store))
-        links = links or await MediaLinks.announced()
+        links = links if links is not None else await MediaLinks.announced()
         if outputs:
             shown = []
             for name, _, art in output_artifacts(outputs):

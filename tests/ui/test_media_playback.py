@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.ui.test_run_pages import UIS, WAIT_MS, artifact_id, run_page_url
+from tests.ui.test_run_pages import UIS, WAIT_MS, artifact_id, run_page_url, save_screenshot
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ def check_plays(video_page) -> None:
 
 
 @pytest.mark.parametrize("ui", UIS)
-def test_the_final_video_opens_from_its_link_and_plays(ui_runs, browser, ui):
+def test_the_final_video_opens_from_its_link_and_plays(ui_runs, browser, ui, tmp_path):
     run_id = ui_runs.runs["storyboard"]
     href, path = output_link(ui_runs, run_id)
     page = browser.new_page()
@@ -81,6 +81,7 @@ def test_the_final_video_opens_from_its_link_and_plays(ui_runs, browser, ui):
     link.wait_for(timeout=WAIT_MS)
     assert link.inner_text().strip() == path  # the file's full path is what the link shows
     assert page.locator('a[href^="file:"]').count() == 0
+    save_screenshot(page, tmp_path, f"{ui}-storyboard-outputs-card", anchor="storyboard-outputs", height=900)
 
     if ui == "v1":
         assert page.locator(f'video[src="{href}"]').count() == 1  # the card shows the player
