@@ -21,7 +21,7 @@ SERVER_HELP = (
     "and print their URLs.\n\n"
     "Analytics are off and DO_NOT_TRACK is set: nothing leaves the machine. The media server (on 127.0.0.1, "
     "read-only, at --port + 10 unless --media-port says otherwise; 0 turns it off) lets the UI open, play and "
-    "download the files runs made: their preview cards link there, and V1 cards play final videos and audio. "
+    "download the files runs made: their preview cards link there, and V1 adds a player for final video and audio. "
     "It serves the store of this shell's BOARDFLOW_STORE (or data folder); an S3 store's files are redirects to "
     "presigned URLs. Point flows, workers and `boardflow serve` at the server with the printed "
     "`export PREFECT_API_URL=…`. Ctrl-C, SIGTERM or SIGHUP stops both."
