@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -19,10 +20,22 @@ from generators.errors import ConfigurationError
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 PREFECT_YAML = PROJECT_DIR / "prefect.yaml"
 
-NO_SERVER_HINT = (
-    "Start one with `boardflow server` (it prints the URL) and `export PREFECT_API_URL=http://127.0.0.1:4200/api`. "
+SCHEDULES_NEED_A_SERVER = (
     "Without a server Prefect runs flows on a temporary in-process API, which cannot run schedules."
 )
+
+
+def no_server_hint(url: str | None) -> str:
+    """What to do when no server answers: start one where PREFECT_API_URL points (its real port), or set it."""
+    if not url:
+        return (
+            "Start one with `boardflow server` and paste the `export PREFECT_API_URL=…` line it prints. "
+            + SCHEDULES_NEED_A_SERVER
+        )
+    where = urlsplit(url)
+    local = where.hostname in ("127.0.0.1", "localhost", "::1")
+    start = f"`boardflow server --port {where.port or 80}`" if local else f"the server at {where.hostname}"
+    return f"Start {start}, or point PREFECT_API_URL at a server that is running. {SCHEDULES_NEED_A_SERVER}"
 
 
 def deployment_specs(path: Path = PREFECT_YAML, names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -97,11 +110,11 @@ def require_server(api_url: str | None = None) -> str:
     url = api_url or PREFECT_API_URL.value()
     if not url:
         raise ConfigurationError(
-            "PREFECT_API_URL is not set, so there is no Prefect server to serve to.", hint=NO_SERVER_HINT
+            "PREFECT_API_URL is not set, so there is no Prefect server to serve to.", hint=no_server_hint(None)
         )
     if not api_healthy(url, timeout=5.0):
         raise ConfigurationError(
-            f"No Prefect server answers at {url} (GET {url.rstrip('/')}/health failed).", hint=NO_SERVER_HINT
+            f"No Prefect server answers at {url} (GET {url.rstrip('/')}/health failed).", hint=no_server_hint(url)
         )
     return url
 

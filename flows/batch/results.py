@@ -248,17 +248,19 @@ async def previews_markdown(
     """(description, body) of the previews artifact: see reporting.previews.card_markdown for why they differ."""
     from generators.context import GeneratorContext
 
+    from ..reporting.media import MediaLinks
     from ..reporting.previews import Preview, card_markdown, make_preview
 
     shown = [r for r in results if r.outputs][:limit]
     if not shown:
         return "", ""
     previews: list[tuple[str, Preview]] = []
+    links = await MediaLinks.announced()
     async with GeneratorContext(store) as gctx:
         for r in shown:
             for name, _, art in output_artifacts(r.outputs):
                 label = f"row {r.row}" if len(r.outputs) == 1 else f"row {r.row} {name}"
-                previews.append((f"{r.row} · {name}", await make_preview(label, art, store, gctx)))
+                previews.append((f"{r.row} · {name}", await make_preview(label, art, store, gctx, links=links)))
     more = sum(1 for r in results if r.outputs) - len(shown)
     tail = f"\n\n_{more} more row(s) in the results table._" if more > 0 else ""
     description, body = card_markdown(f"Outputs of the `{pipeline}` batch", previews, "row · output")

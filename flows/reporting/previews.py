@@ -28,6 +28,7 @@ from generators.media import run_ffmpeg
 from generators.storage import ArtifactStore
 
 from ..events import Event, StepDone
+from .media import MediaLinks
 
 THUMB_WIDTH = 240
 PREVIEW_VERSION = 1  # bump when previews change look, so kept ones are made again
@@ -106,21 +107,24 @@ def waveform(path: Path, width: int = 360, height: int = 64) -> str:
 
 @dataclass
 class Preview:
-    """One output's preview: an inline image (a data: URI) when there is one, facts, and where the file lives."""
+    """One output's preview: an inline image (a data: URI) when there is one, facts, and where the file lives.
+
+    `where` is markdown (see MediaLinks.where); `player` a <video>/<audio> element for a final output, or "".
+    """
 
     label: str
-    short: str
-    link: str
+    where: str
     image: str | None = None
     facts: str = ""
+    player: str = ""
 
     def cell(self) -> str:
         """A table cell: the image above its facts and link."""
-        image = f"![{self.short}]({self.image})<br>" if self.image else ""
+        image = f"![{self.label}]({self.image})<br>" if self.image else ""
         return f"{image}{self.details()}"
 
     def details(self) -> str:
-        return f"{self.facts} · [{self.short}]({self.link})" if self.facts else f"[{self.short}]({self.link})"
+        return f"{self.facts} · {self.where}" if self.facts else self.where
 
     def inline(self) -> str:
         return f"`{self.label}` ![{self.label}]({self.image})" if self.image else ""
@@ -130,11 +134,15 @@ ImageSource = Callable[[Artifact], Awaitable[str]]
 
 
 async def make_preview(
-    label: str, artifact: Artifact, store: ArtifactStore, ctx: GeneratorContext, image: ImageSource | None = None
+    label: str,
+    artifact: Artifact,
+    store: ArtifactStore,
+    ctx: GeneratorContext,
+    image: ImageSource | None = None,
+    links: MediaLinks = MediaLinks(),
 ) -> Preview:
-    """The preview of one artifact; its image from `image` (a `Previews` maker) or made here."""
-    key = store.key_for(artifact.storage_url)
-    preview = Preview(label, artifact.short, store.browser_url(key) if key else artifact.storage_url)
+    """The preview of one artifact: its image from `image` (a `Previews` maker) or made here, its place from `links`."""
+    preview = Preview(label, links.where(artifact, store))
     if isinstance(artifact, TextArtifact):
         text = html.escape(artifact.content[:200]).replace("\n", " ").replace("|", "\\|")
         preview.facts = f"“{text}{'…' if len(artifact.content) > 200 else ''}”"
@@ -189,15 +197,19 @@ class Previews:
         self._made: dict[str, asyncio.Task[str]] = {}
         self._gate = asyncio.Semaphore(1)
         self._ctx = GeneratorContext(store)
+        self._links: asyncio.Task[MediaLinks] | None = None
 
     async def __aenter__(self) -> Previews:
         await self._ctx.__aenter__()
+        # One API call per run (~30 ms on a busy 2-core box), asked while the steps run, not after them.
+        self._links = asyncio.get_running_loop().create_task(MediaLinks.announced())
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        for job in self._made.values():
+        jobs = [*self._made.values(), *([self._links] if self._links else [])]
+        for job in jobs:
             job.cancel()
-        await asyncio.gather(*self._made.values(), return_exceptions=True)
+        await asyncio.gather(*jobs, return_exceptions=True)
         await self._ctx.__aexit__(*exc)
 
     def follow(self, event: Event) -> None:
@@ -223,7 +235,8 @@ class Previews:
 
     async def publish(self, pipeline: str, results: dict[str, Any], outputs: dict[str, Any]) -> None:
         self.hurry()
-        await publish_previews(pipeline, results, outputs, self.store, image=self.image, ctx=self._ctx)
+        links = await self._links if self._links else await MediaLinks.announced()
+        await publish_previews(pipeline, results, outputs, self.store, image=self.image, ctx=self._ctx, links=links)
 
 
 async def preview_markdown(artifact: Artifact, store: ArtifactStore, ctx: GeneratorContext) -> str:
@@ -231,19 +244,28 @@ async def preview_markdown(artifact: Artifact, store: ArtifactStore, ctx: Genera
     return (await make_preview(artifact.short, artifact, store, ctx)).cell()
 
 
-def card_markdown(title: str, previews: list[tuple[str, Preview]], first_column: str) -> tuple[str, str]:
+def card_markdown(
+    title: str, previews: list[tuple[str, Preview]], first_column: str, lead: bool = False
+) -> tuple[str, str]:
     """(description, body) of a preview artifact.
 
-    The V1 UI's artifact card shows only the first line of a description, so every preview image
-    sits on that line; V2 shows all of it, so the table below carries facts and links without
-    repeating the images. The body (the artifact's own page) is the full table with images in cells.
+    The V1 UI's artifact card shows only the first line of a description, so every preview image sits
+    on that line; with `lead` (a run's final outputs) so do each output's player and where it lives
+    (V1 renders the raw <video>/<audio> HTML; V2 leaves it out: both checked in Chromium against
+    Prefect 3.9.1 on 2026-12-03). V2 shows all of the description, so the table below carries the
+    facts, and the links not already on the first line, without repeating the images. The body is
+    the full table with images in cells; the artifact's own page shows it below the description (whose
+    players are the ones that play: on V1's run page the whole card is a link to that page).
     """
-    strip = " ".join(p.inline() for _, p in previews if p.image)
+    if lead:
+        strip = " · ".join(" ".join(x for x in (p.inline(), p.player, p.where) if x) for _, p in previews)
+    else:
+        strip = " ".join(p.inline() for _, p in previews if p.image)
     header = f"| {first_column} | output |\n|---|---|"
-    details = "\n".join(f"| {name} | {p.details()} |" for name, p in previews)
+    details = "\n".join(f"| {name} | {p.facts if lead and p.facts else p.details()} |" for name, p in previews)
     cells = "\n".join(f"| {name} | {p.cell()} |" for name, p in previews)
-    description = f"**{title}**" + (f" · {strip}" if strip else "") + f"\n\n{header}\n{details}"
-    return description, f"### {title}\n\n{header}\n{cells}"
+    first = f"**{title}**" + (f" · {strip}" if strip else "")
+    return f"{first}\n\n{header}\n{details}", f"### {title}\n\n{header}\n{cells}"
 
 
 async def publish_previews(
@@ -253,10 +275,12 @@ async def publish_previews(
     store: ArtifactStore,
     image: ImageSource | None = None,
     ctx: GeneratorContext | None = None,
+    links: MediaLinks | None = None,
 ) -> None:
     """Markdown artifacts whose *descriptions* hold the previews (the run's Artifacts tab shows descriptions).
 
-    `results` maps each step to its GeneratorResult (a list for a for_each step, None where it did not run).
+    `results` maps each step to its GeneratorResult (a list for a for_each step, None where it did not run);
+    `links` says where each file opens (read from the API when not given).
     """
     from prefect.artifacts import acreate_markdown_artifact
 
@@ -264,12 +288,14 @@ async def publish_previews(
 
     async with contextlib.AsyncExitStack() as stack:
         ctx = ctx or await stack.enter_async_context(GeneratorContext(store))
+        links = links if links is not None else await MediaLinks.announced()
         if outputs:
-            shown = [
-                (f"**{name}**", await make_preview(name, art, store, ctx, image))
-                for name, _, art in output_artifacts(outputs)
-            ]
-            description, body = card_markdown(f"Outputs of `{pipeline}`", shown, "output")
+            shown = []
+            for name, _, art in output_artifacts(outputs):
+                preview = await make_preview(name, art, store, ctx, image, links)
+                preview.player = links.player(art)
+                shown.append((f"**{name}**", preview))
+            description, body = card_markdown(f"Outputs of `{pipeline}`", shown, "output", lead=True)
             key = artifact_key(pipeline, "outputs")
             await acreate_markdown_artifact(key=key, markdown=body, description=description)
         steps: list[tuple[str, Preview]] = []
@@ -279,7 +305,8 @@ async def publish_previews(
                     continue
                 label = f"{step}[{i}]" if isinstance(result, list) else step
                 for art in res.artifacts():
-                    steps.append((f"{label} · {res.generator}", await make_preview(label, art, store, ctx, image)))
+                    preview = await make_preview(label, art, store, ctx, image, links)
+                    steps.append((f"{label} · {res.generator}", preview))
         if steps:
             description, body = card_markdown(f"Step outputs of `{pipeline}`", steps, "step · generator")
             await acreate_markdown_artifact(key=artifact_key(pipeline, "steps"), markdown=body, description=description)

@@ -141,8 +141,20 @@ class ArtifactStore(ABC):
         """A path readable in place, for backends that have one (the local filesystem)."""
         return None
 
-    def browser_url(self, key: str, expires_seconds: int = 7 * 24 * 3600) -> str:
-        """A URL a person can open: presigned for S3, file:// locally."""
+    def browser_url(
+        self,
+        key: str,
+        expires_seconds: int = 7 * 24 * 3600,
+        *,
+        head: bool = False,
+        content_type: str | None = None,
+        content_disposition: str | None = None,
+    ) -> str:
+        """A URL a person can open: presigned for S3, file:// locally.
+
+        For S3, `head` signs a HEAD instead of a GET (a signature names its method), and `content_type` /
+        `content_disposition` replace those headers in S3's answer; a file:// URL has no headers to set.
+        """
         return self.url_for(key)
 
     async def put_bytes(self, data: bytes, ext: str) -> StoredObject:

@@ -311,12 +311,26 @@ class S3Store(ArtifactStore):
             return None
         return path[len(self.prefix) + 1 :] or None
 
-    def browser_url(self, key: str, expires_seconds: int = _MAX_PRESIGN_SECONDS) -> str:
-        """A presigned GET URL (at most seven days, S3's limit)."""
+    def browser_url(
+        self,
+        key: str,
+        expires_seconds: int = _MAX_PRESIGN_SECONDS,
+        *,
+        head: bool = False,
+        content_type: str | None = None,
+        content_disposition: str | None = None,
+    ) -> str:
+        """A presigned GET (or HEAD) URL, at most seven days (S3's limit), with S3's answer headers overridden."""
+        params = {"Bucket": self.bucket, "Key": self._full(key)}
+        # Response* parameters of GetObject/HeadObject: S3 answers with these headers instead of the stored ones.
+        if content_type:
+            params["ResponseContentType"] = content_type
+        if content_disposition:
+            params["ResponseContentDisposition"] = content_disposition
         try:
             return self.client.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": self.bucket, "Key": self._full(key)},
+                "head_object" if head else "get_object",
+                Params=params,
                 ExpiresIn=min(int(expires_seconds), _MAX_PRESIGN_SECONDS),
             )
         except (ClientError, BotoCoreError) as exc:

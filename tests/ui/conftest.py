@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from deployments.local_server import PrefectServer
+from deployments.media_server import MediaServer, announce
+from generators.storage import LocalStore
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,12 +27,14 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",  # the playback checks start players without a click
 ]
 
 
 @dataclass
 class UIRuns:
     server: PrefectServer
+    media: MediaServer  # serving the runs' store, announced to them as `boardflow server` does
     runs: dict[str, str]  # what ran → flow run id
     console: str  # what the runs printed: Prefect's "View at" links are console-only (not sent to the API)
 
@@ -48,12 +52,14 @@ def chromium_executable() -> str:
 
 @pytest.fixture(scope="module")
 def ui_runs(tmp_path_factory, chromium_executable) -> UIRuns:
-    """A Prefect server with a finished small storyboard run (and batch run, when there is a batch flow)."""
+    """A Prefect server and its media server with a finished small storyboard run and batch run."""
     home = tmp_path_factory.mktemp("ui-prefect-home")
-    with PrefectServer(home) as server:
+    data = tmp_path_factory.mktemp("ui-data")
+    with PrefectServer(home) as server, MediaServer(LocalStore(data / "store")) as media:
+        announce(server.api_url, media.url)
         # INFO: the "View at" link the test follows is an INFO line on the run's console.
         env = server.env(
-            BOARDFLOW_DATA_DIR=str(tmp_path_factory.mktemp("ui-data")),
+            BOARDFLOW_DATA_DIR=str(data),
             PREFECT_LOGGING_LEVEL="INFO",
             PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="INFO",
         )
@@ -67,7 +73,7 @@ def ui_runs(tmp_path_factory, chromium_executable) -> UIRuns:
         )
         assert done.returncode == 0, f"the runs for the UI check failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         line = next(x for x in reversed(done.stdout.splitlines()) if x.startswith("RUNS "))
-        yield UIRuns(server, json.loads(line.removeprefix("RUNS ")), done.stdout + done.stderr)
+        yield UIRuns(server, media, json.loads(line.removeprefix("RUNS ")), done.stdout + done.stderr)
 
 
 @pytest.fixture(scope="module")
