@@ -152,6 +152,8 @@ class HostedGenerator(BaseGenerator):
         context: GeneratorContext,
         submit: Callable[[], Awaitable[J]],
         find: Callable[[JobRecord], Awaitable[J | None]] | None = None,
+        *,
+        listing_complete: bool = True,
     ) -> J:
         """Submit a paid job, paying for it once when a submission's answer is lost.
 
@@ -160,13 +162,15 @@ class HostedGenerator(BaseGenerator):
         provider's own listing) for that job before submitting again. A provider with no way to find it is
         submitted to again and the resubmission is counted as a possible duplicate charge, never silently.
         An answered refusal (429, 5xx, 4xx) billed nothing: the intent is cleared.
+        `listing_complete=False` where a billed job may be missing from what `find` searches (ElevenLabs keeps
+        no history of zero-retention requests): not found, the resubmission is still counted.
         """
         pending = await self.previous_record(context, JobRecord)
         unfound = pending is not None and pending.job_id is None
         if pending is not None and unfound and find is not None:
             if (found := await find(pending)) is not None:
                 return found
-            unfound = False  # the provider lists no job of that submission: it was never billed
+            unfound = not listing_complete  # a complete listing without it: it was never billed
         if unfound:
             log.warning("%s: an earlier submission's answer was lost; submitting again may bill twice", self.name)
             context.count_possible_duplicate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -73,11 +74,86 @@ def _check(path: str, body: Any) -> Response | None:
     return None
 
 
+def generated(
+    fake: FakeProviderServer,
+    voice_id: str,
+    model: str,
+    text: str,
+    output_format: str = "mp3_44100_128",
+    credits: int | None = None,
+    request_id: str | None = None,
+    audio: bytes = b"",
+) -> dict:
+    """A speech generation in the account's history (also one made elsewhere: the web app, another program)."""
+    with fake._lock:
+        used_before = fake.history[-1]["character_count_change_to"] if fake.history else 0
+        item = {
+            "history_item_id": uuid.uuid4().hex[:20],
+            "date_unix": int(time.time()),
+            "character_count_change_from": used_before,
+            "character_count_change_to": used_before + (len(text) if credits is None else credits),
+            "content_type": "audio/mpeg" if output_format.startswith("mp3") else "audio/ogg",
+            "state": None,
+            "request_id": request_id or uuid.uuid4().hex,
+            "voice_id": voice_id,
+            "model_id": model,
+            "voice_name": "George",
+            "voice_category": "premade",
+            "text": text,
+            "settings": {},
+            "source": "TTS",
+            "output_format": output_format,
+        }
+        fake.history.append(item | {"audio": audio})
+    return item
+
+
+HISTORY_FILTERS = ("voice_id", "model_id", "source")
+
+
+def _history(fake: FakeProviderServer, req: Request) -> Response:
+    """GET /v1/history (newest first, paged by start_after_history_item_id) and GET /v1/history/{id}/audio, as
+    https://elevenlabs.io/docs/api-reference/history/list describes them (read 2026-12-03)."""
+    from .server import Response, json_response
+
+    with fake._lock:
+        items = list(reversed(fake.history))
+    rest = req.path.removeprefix("/elevenlabs/v1/history").strip("/")
+    if rest:
+        found = [i for i in items if rest == f"{i['history_item_id']}/audio"]
+        if not found:
+            return _detail(404, "history_item_not_found", f"History item {rest.split('/')[0]} was not found.")
+        return Response(200, found[0]["audio"], found[0]["content_type"], pad_to=fake.knobs.audio_bytes)
+    q = req.query
+    if not q.get("page_size", "100").isdigit() or not 1 <= int(q.get("page_size", "100")) <= 1000:
+        return json_response({"detail": [{"loc": ["query", "page_size"], "msg": "Input should be at most 1000"}]}, 422)
+    items = [i for i in items if all(q.get(f) in (None, i[f]) for f in HISTORY_FILTERS)]
+    items = [i for i in items if i["date_unix"] >= int(q.get("date_after_unix", 0))]
+    if "date_before_unix" in q:
+        items = [i for i in items if i["date_unix"] < int(q["date_before_unix"])]
+    if after := q.get("start_after_history_item_id"):
+        ids = [i["history_item_id"] for i in items]
+        if after not in ids:
+            return _detail(400, "invalid_history_item_id", f"History item {after} was not found.")
+        items = items[ids.index(after) + 1 :]
+    page = [{k: v for k, v in i.items() if k != "audio"} for i in items[: int(q.get("page_size", "100"))]]
+    return json_response(
+        {
+            "history": page,
+            "has_more": len(items) > len(page),
+            "last_history_item_id": page[-1]["history_item_id"] if page else None,
+            "scanned_until": page[-1]["date_unix"] if page else None,
+        }
+    )
+
+
 def handle(fake: FakeProviderServer, req: Request) -> Response:
     from .server import Response, json_response
 
-    if blocked := fake.gate("elevenlabs", presented_key(req), error):
+    if blocked := fake.gate("elevenlabs", presented_key(req), error, submission=req.method == "POST"):
         return blocked
+    if req.method == "GET" and req.path.startswith("/elevenlabs/v1/history"):
+        return _history(fake, req)
     if req.method != "POST":
         return json_response({"detail": "Method Not Allowed"}, 405)
     if not req.headers.get("content-type", "").startswith("application/json"):
@@ -120,10 +196,16 @@ def handle(fake: FakeProviderServer, req: Request) -> Response:
     else:
         return json_response({"detail": "Not Found"}, 404)
     request_id = uuid.uuid4().hex
+    data = media.audio(seconds, fmt[0], fmt[1], 1, media.variant_of(text))
     fake.bill("elevenlabs", model, request_id, body)
+    # The history lists speech, not sound effects ("Music and SFX generations are not included":
+    # https://elevenlabs.io/docs/api-reference/history/list, read 2026-12-03).
+    if path.startswith("/v1/text-to-speech/") and fake.knobs.elevenlabs_history:
+        voice = path.removeprefix("/v1/text-to-speech/")
+        fmt_name = req.query.get("output_format", "mp3_44100_128")
+        generated(fake, voice, model, text, fmt_name, credits, request_id, data)
     if fake.take_drop():
         return Response(drop=True)
-    data = media.audio(seconds, fmt[0], fmt[1], 1, media.variant_of(text))
     return Response(
         200,
         data,

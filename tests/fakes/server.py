@@ -57,6 +57,7 @@ class Knobs:
     reject_input: bool = False  # fal: the runner takes the job, then rejects its input (422 on the result; billed)
     slow_download: float = 0.0  # seconds to stream each output file
     exhausted_credit: bool = False  # every API request gets the provider's out-of-credit answer
+    elevenlabs_history: bool = True  # False: speech is billed but kept out of the history (zero retention)
     audio_bytes: int = 0  # when set, audio answers stream this many bytes (chunked, no length) after the real clip
     video_size: tuple[int, int] = (320, 180)  # fake videos stay small so tests stay fast
     seed: int = 1234
@@ -179,6 +180,7 @@ class FakeProviderServer:
             self._submissions: list[Submission] = []
             self.request_log: list[tuple[str, str, int]] = []
             self.streamed = 0  # bytes of the last padded answer that went out
+            self.history: list[dict] = []  # ElevenLabs' history of speech, oldest first, each with its "audio"
             self.stream_cut = threading.Event()  # set when a client hung up on a padded answer
             self._forced: dict[str, deque[tuple[int, float | None]]] = {}
 

@@ -40,3 +40,21 @@ async def test_an_audio_answer_past_the_cap_is_cut_off_and_nothing_is_kept(fake,
     assert _files(store.root / "objects") == []
     assert fake.stream_cut.wait(10), "the client kept reading the endless answer"
     assert fake.streamed < SENT // 4, f"the fake sent {fake.streamed} bytes past a {CAP}-byte cap"
+
+
+async def test_lost_speech_downloaded_from_the_history_stops_at_the_cap_too(fake, store):
+    fake.set(drop_after_submit=1)
+    inputs = {"text": "Welcome back to the studio."}
+    async with GeneratorContext(store, cache_key="lost-capped") as ctx:
+        with pytest.raises(ProviderError, match="lost its connection"):
+            await hosted("elevenlabs/multilingual-v2").run(inputs, ctx)
+    fake.set(audio_bytes=SENT)
+    fake.stream_cut.clear()
+    policy = FetchPolicy.from_settings()
+    capped = FetchPolicy(allowed_hosts=policy.allowed_hosts, max_bytes=CAP, timeout=httpx.Timeout(10.0))
+    async with GeneratorContext(store, cache_key="lost-capped", fetch_policy=capped) as ctx:
+        with pytest.raises(ProviderError, match="larger than the cap of 1 MiB"):
+            await hosted("elevenlabs/multilingual-v2").run(inputs, ctx)
+    assert fake.requests_to("/elevenlabs/v1/history/", "GET") == 1 and len(fake.submissions("elevenlabs")) == 1
+    assert fake.stream_cut.wait(10), "the client kept reading the endless history audio"
+    assert fake.streamed < SENT // 4, f"the fake sent {fake.streamed} bytes past a {CAP}-byte cap"

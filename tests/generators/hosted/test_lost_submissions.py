@@ -1,6 +1,7 @@
 """One bill per result when a submit answer is lost: the fake provider takes (and bills) the job, then cuts the
-connection unanswered. Replicate's own list of predictions finds the job; where a provider offers no way to
-find it, the resubmission is counted as a possible duplicate charge."""
+connection unanswered. Replicate's list of predictions and ElevenLabs' history of speech find it; where a provider
+offers no way to find it (ElevenLabs' history lists no sound effects), the resubmission is counted as a possible
+duplicate charge."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import pytest
 
 from generators.context import GeneratorContext
 from generators.errors import RateLimitError, TransientProviderError
+from tests.fakes import elevenlabs_routes
 from tests.fakes.fixtures import hosted, run_losing_the_download
 
+VOICE = "JBFqnCBsd6RMkjVDRZzb"  # the catalogue's default voice
 CASES = [
     ("replicate/flux-schnell", {"prompt": "a harbour at night", "megapixels": "0.25"}, "replicate", 0),
     ("fal/flux-schnell", {"prompt": "a harbour at night"}, "fal", 1),
     ("openai/gpt-image-2", {"prompt": "a harbour at night", "quality": "low", "size": "1024x1024"}, "openai", 1),
-    ("elevenlabs/flash-v2.5", {"text": "A harbour at night."}, "elevenlabs", 1),
+    ("elevenlabs/flash-v2.5", {"text": "A harbour at night."}, "elevenlabs", 0),
+    ("elevenlabs/sound-effects", {"text": "Waves on a harbour wall."}, "elevenlabs", 1),
 ]
 
 
@@ -39,6 +43,44 @@ async def test_a_lost_submit_answer_is_found_or_counted(fake, store, name, input
         assert result.external_job_ids == [submissions[0].job_id]
     assert result.artifacts()
     assert await store.read_json(f"journal/lost-{provider}.json") is None
+
+
+async def test_lost_speech_is_downloaded_from_the_history_and_billed_once(fake, store):
+    """Found in the history: its audio comes from the history item, nothing is submitted again, and the credits
+    recorded are the ones the history says the generation used."""
+    fake.set(drop_after_submit=1)
+    result = await run_twice(store, "elevenlabs/flash-v2.5", {"text": "A harbour at night."}, "found-speech")
+    assert len(fake.submissions("elevenlabs")) == 1 and result.possible_duplicate_charges == 0
+    assert fake.requests_to("/elevenlabs/v1/history/", "GET") == 1  # the audio of the one history item
+    (audio,) = result.artifacts()
+    assert audio.format == "mp3" and audio.size_bytes > 0
+    async with GeneratorContext(store, cache_key="answered-speech") as ctx:  # the same request, answered
+        answered = await hosted("elevenlabs/flash-v2.5").run({"text": "A harbour at night."}, ctx)
+    assert result.actual_cost_usd is not None and result.actual_cost_usd == answered.actual_cost_usd
+
+
+async def test_speech_the_history_does_not_list_is_submitted_again_and_counted(fake, store):
+    """A generation can be billed and yet not listed (zero-retention requests keep no history), so an empty
+    history proves nothing: the resubmission is counted as a possible duplicate."""
+    fake.set(drop_after_submit=1, elevenlabs_history=False)
+    result = await run_twice(store, "elevenlabs/flash-v2.5", {"text": "A harbour at night."}, "unlisted")
+    assert len(fake.submissions("elevenlabs")) == 2 and result.possible_duplicate_charges == 1
+    assert fake.requests_to("/elevenlabs/v1/history", "GET") == 1
+
+
+async def test_the_elevenlabs_history_is_paged_past_newer_generations(fake, store):
+    gen = hosted("elevenlabs/flash-v2.5")
+    fake.set(drop_after_submit=1)
+    async with GeneratorContext(store, cache_key="paged-speech") as ctx:
+        with pytest.raises(TransientProviderError, match="lost its connection"):
+            await gen.run({"text": "mine"}, ctx)
+    for i in range(130):  # the account's later generations, same voice and model: more than a page before it
+        elevenlabs_routes.generated(fake, VOICE, "eleven_flash_v2_5", f"other {i}")
+    async with GeneratorContext(store, cache_key="paged-speech") as ctx:
+        result = await gen.run({"text": "mine"}, ctx)
+    mine = [s for s in fake.submissions("elevenlabs") if s.input.get("text") == "mine"]
+    assert len(mine) == 1 and result.possible_duplicate_charges == 0
+    assert fake.requests_to("/elevenlabs/v1/history", "GET") >= 3  # two listing pages, then the audio
 
 
 async def test_a_replicate_listing_of_many_pages_is_searched_back_to_the_intent(fake, store):
