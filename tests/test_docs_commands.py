@@ -43,6 +43,14 @@ NOT_HERE = {
         "tests/flows/test_batch.py runs a batch into a store block on a local S3 API"
     ),
     r"export PREFECT_API_DATABASE_CONNECTION_URL=.*": "needs PostgreSQL at db.internal",
+    r'boardflow server --host 0\.0\.0\.0 --database "postgresql://[^"]+"': (
+        "needs PostgreSQL at db.internal: tests/deployments/test_postgres_server.py runs `boardflow server "
+        "--database` against a real PostgreSQL on loopback"
+    ),
+    r"boardflow generators import (fal|replicate):\S+": (
+        "reads the provider's published OpenAPI over the internet: tests/generators/catalogue/test_importer.py "
+        "imports real fal and Replicate schema snapshots served by the fake provider server"
+    ),
     r"boardflow server --host 0\.0\.0\.0": (
         "serves on every interface of a shared machine; tests/deployments/test_local_server.py checks what "
         "a wildcard host tells the UI"
