@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ctypes
 import functools
 import json
@@ -270,6 +271,24 @@ def child_setup(nice: int = 0) -> Callable[[], None]:
     return setup
 
 
+async def reap(proc: asyncio.subprocess.Process) -> None:
+    """After a cancel or an error: kill `proc` if it still runs, wait for it, and close its transport now.
+
+    Left to the garbage collector, a transport whose pipes never reached EOF is closed after the event loop
+    is, and prints "Exception ignored in BaseSubprocessTransport.__del__ … Event loop is closed" with a
+    traceback (seen after a Ctrl-C that stopped a run mid-ffmpeg).
+    """
+    transport = getattr(proc, "_transport", None)  # asyncio keeps no public handle on it
+    try:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+    finally:  # even when this wait is cancelled too (a second Ctrl-C, or asyncio.run cancelling what is left)
+        if transport is not None:
+            transport.close()  # closes the pipes while the loop runs (and kills the process if it still does)
+
+
 async def run_ffmpeg(
     args: Sequence[str],
     *,
@@ -321,9 +340,7 @@ async def run_ffmpeg(
         await asyncio.gather(read_stderr(), read_progress())
         code = await proc.wait()
     except BaseException:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await reap(proc)
         raise
     if code != 0:
         raise MediaProcessingError(f"{what} failed (exit code {code}).", command=cmd, stderr_tail="\n".join(tail))

@@ -19,7 +19,7 @@ from ..artifacts import AudioArtifact
 from ..base import Availability, BaseGenerator
 from ..context import GeneratorContext
 from ..errors import ConfigurationError, InputError, MediaProcessingError
-from ..media import child_setup
+from ..media import child_setup, reap
 from ._audio import AudioFormat, encode_audio, write_wav
 
 # Constants from espeak-ng's speak_lib.h.
@@ -175,9 +175,7 @@ class ESpeak:
         try:
             pcm, err = await proc.communicate(text.encode("utf-8"))
         except BaseException:  # cancelled: do not leave the worker speaking to nobody
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            await reap(proc)
             raise
         if proc.returncode != 0:
             raise MediaProcessingError(

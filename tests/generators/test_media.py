@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -335,3 +336,57 @@ def _gone(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+async def test_reap_closes_the_pipes_even_when_its_own_wait_is_cancelled():
+    # After a Ctrl-C, a subprocess transport whose pipes had not reached EOF was closed by the garbage collector
+    # after the event loop, printing "Exception ignored in BaseSubprocessTransport.__del__ … Event loop is closed"
+    # with a traceback (seen in CI): the cleanup's own wait had been cancelled too (asyncio.run cancels every task
+    # left). A grandchild holding stdout open keeps that wait pending here for as long as the test needs.
+    import contextlib
+    import signal
+
+    from generators.media import reap
+
+    proc = await asyncio.create_subprocess_exec(
+        "sh", "-c", "sleep 60 & echo started; wait", stdout=asyncio.subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert await proc.stdout.readline() == b"started\n"
+        cleanup = asyncio.create_task(reap(proc))
+        while proc.returncode is None:  # reap killed sh; its wait now waits for the grandchild's stdout
+            await asyncio.sleep(0.01)
+        cleanup.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cleanup
+        transport = proc._transport  # type: ignore[attr-defined]
+        assert transport.is_closing(), "the subprocess transport was left for the garbage collector"
+        assert transport.get_pipe_transport(1).is_closing(), "stdout was left open for the garbage collector"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def test_a_cancelled_ffmpeg_is_killed_and_its_transport_closed_while_the_loop_runs(monkeypatch):
+    # Left open, the transport is closed by the garbage collector after the loop, printing "Exception ignored in
+    # BaseSubprocessTransport.__del__ … Event loop is closed" with a traceback after a Ctrl-C (seen in CI).
+    made: list[asyncio.subprocess.Process] = []
+    real = asyncio.create_subprocess_exec
+
+    async def recording(*args, **kwargs):
+        made.append(await real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", recording)
+    task = asyncio.create_task(
+        run_ffmpeg(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-t", "120", "-f", "null", "-"], duration=120)
+    )
+    while not made:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (proc,) = made
+    assert proc.returncode is not None, "ffmpeg outlived its cancelled caller"
+    assert proc._transport.is_closing(), "the subprocess transport was left for the garbage collector"  # type: ignore[attr-defined]
