@@ -7,8 +7,11 @@ throwaway PostgreSQL (`deployments.local_postgres`, Debian's binaries). Each bat
 process (its own data folder, so no row hits another's cache) running `--rows` one-step rows (a text
 template, whose own work is ~0) at `--concurrency`, timed from inside the child with imports excluded.
 The order alternates per round (SQLite, PostgreSQL, then PostgreSQL, SQLite…) so a load that drifts
-favours neither. Prints seconds per row and rows/minute per database (medians), the ratio, and how many
-API calls the client retried after a 503 ("database is locked" on SQLite; Prefect's client waits 2 s).
+favours neither. The rows' own work is measured in the same child: the same step run directly (no
+Prefect) for as many rows. Prints seconds per row, rows/minute and seconds per row above the rows' own
+work per database (medians), the ratio, and how many API calls the client retried after a 503
+("database is locked" on SQLite; Prefect's client waits 2 s). Both servers are started by boardflow's
+`PrefectServer`, so the SQLite one has its writers waiting for each other (deployments/database.py).
 """
 
 from __future__ import annotations
@@ -21,9 +24,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.orchestration_bench import RESULT_MARK, base_env, count_api_retries, load, run_child
+from bench.own_work import own_seconds_per_row
 from bench.specs import OVERHEAD_SPEC
+
+if TYPE_CHECKING:
+    from deployments.local_server import PrefectServer
 
 
 async def child(rows: int, concurrency: int, tag: str) -> dict:
@@ -40,24 +48,31 @@ async def child(rows: int, concurrency: int, tag: str) -> dict:
     result = await state.result(raise_on_failure=False)
     if not state.is_completed() or result.get("failed"):
         raise SystemExit(f"batch failed: {result}")
-    return {"seconds": seconds, "rows": rows, "api_retries": len(retries)}
+    own = await own_seconds_per_row(OVERHEAD_SPEC, [{"line": f"{tag} own {i}"} for i in range(rows)])
+    return {"seconds": seconds, "rows": rows, "api_retries": len(retries), "own_per_row": own}
+
+
+def both_servers(tmp: Path, pg_url: str) -> tuple[dict[str, PrefectServer], str]:
+    """A server on SQLite in its own home and one on the PostgreSQL at `pg_url` (not started), with its version."""
+    from deployments.database import check_postgres, database_url
+    from deployments.local_server import PrefectServer
+
+    url = database_url(pg_url)
+    assert url is not None
+    version = check_postgres(url)
+    return {
+        "sqlite": PrefectServer(tmp / "sqlite-home"),
+        "postgresql": PrefectServer(tmp / "pg-home", extra_env={"PREFECT_API_DATABASE_CONNECTION_URL": url}),
+    }, version
 
 
 def main(rows: int, rounds: int, concurrency: int) -> int:
-    from deployments.database import check_postgres, database_url
     from deployments.local_postgres import LocalPostgres
-    from deployments.local_server import PrefectServer
 
     me = "bench.database_bench"
     with tempfile.TemporaryDirectory(prefix="database-bench-") as tmp_name, LocalPostgres() as pg:
         tmp = Path(tmp_name)
-        url = database_url(pg.url)
-        assert url is not None
-        version = check_postgres(url)
-        servers = {
-            "sqlite": PrefectServer(tmp / "sqlite-home"),
-            "postgresql": PrefectServer(tmp / "pg-home", extra_env={"PREFECT_API_DATABASE_CONNECTION_URL": url}),
-        }
+        servers, version = both_servers(tmp, pg.url)
         for server in servers.values():
             server.start()
         try:
@@ -74,18 +89,25 @@ def main(rows: int, rounds: int, concurrency: int) -> int:
                     got = run_child(me, ["--child", str(rows), str(concurrency), f"{name}-{r}"], env)
                     times[name].append(got)
                     print(
-                        f"round {r + 1} {name:10s} {got['seconds']:6.1f} s = {got['seconds'] / rows:.2f} s/row, "
-                        f"{got['api_retries']} API 503 retries · {load()}",
+                        f"round {r + 1} {name:10s} {got['seconds']:6.1f} s = {got['seconds'] / rows:.2f} s/row "
+                        f"(own work {got['own_per_row'] * 1000:.1f} ms/row), {got['api_retries']} API 503 retries "
+                        f"· {load()}",
                         flush=True,
                     )
         finally:
             for server in servers.values():
                 server.stop()
     per_row = {name: statistics.median(t["seconds"] / t["rows"] for t in got) for name, got in times.items()}
+    above = {
+        name: statistics.median(t["seconds"] / t["rows"] - t["own_per_row"] for t in got) for name, got in times.items()
+    }
     print(f"\n{rows} one-step rows at concurrency {concurrency}, {rounds} round(s), medians:")
     for name, seconds in per_row.items():
         retried = sum(t["api_retries"] for t in times[name])
-        print(f"  {name:10s} {seconds:.2f} s/row = {60 / seconds:5.1f} rows/min; API 503 retries in all: {retried}")
+        print(
+            f"  {name:10s} {seconds:.2f} s/row = {60 / seconds:5.1f} rows/min, {above[name]:.2f} s/row above the "
+            f"rows' own work; API 503 retries in all: {retried}"
+        )
     print(f"  PostgreSQL / SQLite, seconds per row: {per_row['postgresql'] / per_row['sqlite']:.2f}x")
     return 0
 

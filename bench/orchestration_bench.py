@@ -54,39 +54,16 @@ def cpu_seconds() -> float:
 
 # -- child side -------------------------------------------------------------------------------------------
 async def run_direct(params: dict[str, Any]) -> dict[str, Any]:
-    from flows.engine.tasks import Outcome
-    from flows.pipeline import PipelineRunner, make_plan
-    from flows.pipeline.validate import validate
+    from bench.own_work import run_direct as direct
     from flows.storyboard import load_spec
-    from generators.context import GeneratorContext
     from generators.registry import get_registry
     from generators.storage import open_store
 
-    class DirectExecutor:
-        """Each step one plain generator call instead of a Prefect task; the runner's scheduling is the same."""
-
-        def __init__(self, store) -> None:
-            self.store = store
-            self.compute: list[float] = []
-
-        async def run(self, call, refresh, hold):
-            async with GeneratorContext(self.store, step=call.label) as ctx, hold():
-                result = await call.generator.run(call.inputs, ctx, estimate=call.estimate)
-            self.compute.append(result.compute_seconds)
-            return Outcome(result, False)
-
-    spec, registry, store = load_spec(), get_registry(), open_store()
-    values = spec.resolve_params(params)
-    executor = DirectExecutor(store)
+    spec, _, _ = load_spec(), get_registry(), open_store()  # imports and first-use costs, before the clock
     started, cpu = time.perf_counter(), cpu_seconds()
-    plan = await make_plan(spec, validate(spec, registry, values), values, registry, store)
-    runner = PipelineRunner(spec, plan, registry, store, executor=executor)
-    await runner.run()
-    seconds = time.perf_counter() - started
-    if runner.failures:
-        raise SystemExit(f"direct run failed: {runner.failures}")
+    executor = await direct(spec, params)
     return {
-        "seconds": seconds,
+        "seconds": time.perf_counter() - started,
         "cpu": cpu_seconds() - cpu,
         "steps": len(executor.compute),
         "compute": sum(executor.compute),

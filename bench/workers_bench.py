@@ -1,12 +1,17 @@
-"""Scale-out bench: rows/minute of a 3-step local pipeline on 1 vs 2 Prefect process workers, and the server's CPU.
+"""Scale-out bench: rows/minute of a 3-step local pipeline on 1 vs 2 Prefect process workers, on a SQLite and on a
+PostgreSQL server in one run, the per-row overhead above the rows' own work, and the server's CPU.
 
-Run: .venv/bin/python -m bench.workers_bench [--rows 100] [--limit 1]
+Run: .venv/bin/python -m bench.workers_bench [--rows 8] [--limit 1] [--databases sqlite,postgresql]
 
-The scale-out path, for real: one `prefect server start` on a free 127.0.0.1 port (temporary PREFECT_HOME),
+The scale-out path, for real, once per database: a `prefect server start` on a free 127.0.0.1 port
+(boardflow's `PrefectServer`, temporary PREFECT_HOME; the PostgreSQL one on a throwaway cluster from
+`deployments.local_postgres`),
 the process work pool of prefect.yaml, the `pipeline` deployment deployed to it with `prefect deploy`, and
 `prefect worker start --type process` workers pulling the rows, each row a separate flow run of that deployment
-(deployments/fanout.py, as the scale-out test does). Both workers share one data folder
-(BOARDFLOW_DATA_DIR: local store, cache records, locks, results), as two workers on one machine would.
+(deployments/fanout.py, as the scale-out test does). Both workers of a server share one data folder
+(BOARDFLOW_DATA_DIR: local store, cache records, locks, results), as two workers on one machine would; each
+server has its own. Both servers and their first workers stay up for the whole run (an idle worker polls
+its server once a second).
 
 Rows are slideshow slides at tiny sizes (picture 512x512 → Ken Burns clip 320x180 at 24 fps, 1.0, 1.5 or 2.0 s
 → mixed with a music bed; the music is a fourth step). Every row has its own prompt, and each phase its own
@@ -18,7 +23,11 @@ would: 15 beds per phase; the same rows in both phases, so both get the same sha
   (default 1: on 2 cores one worker × 1 run against two workers × 1 run is the clean comparison; each run
   already keeps both cores busy part of the time, since its ffmpeg steps are multi-threaded).
 - Each phase has `--rows` rows, run in two halves in the order 1, 2, 2, 1, so drift in the machine's load
-  falls on both phases. A warm-up row (not counted) runs first.
+  falls on both phases; the databases take turns going first at each step (SQLite 1, PostgreSQL 1,
+  PostgreSQL 2, SQLite 2, SQLite 2, PostgreSQL 2, …). A warm-up row per server (not counted) runs first.
+- Per-row overhead above the row's own work: the phase's wall × its run slots (workers × limit) / rows,
+  less the mean of the rows' own work (the generator seconds of the steps each row ran, from its records).
+  It includes the worker's pick-up and the flow run's process start.
 - Wall time of a half: from just before its runs are submitted to the last run's end time (the server's
   record, so the bench's polling interval does not count). Rows/minute per phase and the ratio 2 / 1.
 - CPU seconds in each half (psutil, each process tree including finished children, e.g. flow runs and
@@ -27,7 +36,8 @@ would: 15 beds per phase; the same rows in both phases, so both get the same sha
   (server + workers). Peak RSS of the server's process tree and of the worker trees, sampled every second.
 - Checks: every run COMPLETED, phase 1 ran only on the first worker, phase 2 ran on both (the run's
   `prefect.worker.name` label); no picture, clip or slide came from the cache. Exit 1 otherwise.
-Prints a table and a `RESULT {json}` line. Every process it starts is stopped on exit, Ctrl-C or error.
+Prints a table per database, a comparison, and a `RESULT {json}` line. Every process it starts is stopped
+on exit, Ctrl-C or error.
 """
 
 from __future__ import annotations
@@ -53,7 +63,9 @@ import psutil
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun, WorkerStatus
 
+from deployments.database import check_postgres, database_url
 from deployments.fanout import DEPLOYMENT, run_result, submit_rows, wait_for_runs
+from deployments.local_postgres import LocalPostgres
 from deployments.local_server import PrefectServer, prefect_executable, stop_process, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +79,11 @@ MOODS = ["calm", "upbeat", "dreamy", "tense", "epic"]
 DURATIONS = [1.0, 1.5, 2.0]  # with the 5 moods: 15 music beds per phase
 SUBJECTS = ["lighthouse", "fishing village", "forest path", "mountain lake", "desert road", "harbour", "meadow"]
 # Anything here would point the workers elsewhere (another server, a shared S3 store) or use another profile.
-FOREIGN_ENV = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "BOARDFLOW_STORE", "BOARDFLOW_S3_ENDPOINT_URL")
+DATABASES = ("sqlite", "postgresql")
+FOREIGN_ENV = (
+    "PREFECT_API_URL", "PREFECT_API_DATABASE_CONNECTION_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "BOARDFLOW_STORE",
+    "BOARDFLOW_S3_ENDPOINT_URL",
+)  # fmt: skip
 
 
 def pool_name() -> str:
@@ -211,6 +227,7 @@ class Half:
     by_worker: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     cached: dict[str, int] = field(default_factory=dict)  # step → cache hits
+    own: list[float] = field(default_factory=list)  # each completed row's own work: its steps' generator seconds
     load_before: str = ""
     load_after: str = ""
 
@@ -244,15 +261,19 @@ def run_half(server: PrefectServer, workers: dict[str, subprocess.Popen], phase:
             message = " ".join(str(run.state.message or "").split())  # one line: there may be many
             half.failed.append(f"{run.name} {run.id}: {run.state_name}: {message[:400]}")
             continue
-        for record in asyncio.run(run_result(run)).model_dump(mode="json")["records"]:
+        records = asyncio.run(run_result(run)).model_dump(mode="json")["records"]
+        half.own.append(sum(r["compute_seconds"] for r in records if not r["cached"]))
+        for record in records:
             if record["cached"]:
                 half.cached[record["step"]] = half.cached.get(record["step"], 0) + 1
     return half
 
 
-def phase_totals(halves: list[Half], phase: int) -> dict[str, Any]:
+def phase_totals(halves: list[Half], phase: int, limit: int) -> dict[str, Any]:
     mine = [h for h in halves if h.phase == phase]
     rows_, wall = sum(h.rows for h in mine), sum(h.wall for h in mine)
+    own = [seconds for h in mine for seconds in h.own]
+    own_mean = sum(own) / len(own) if own else 0.0
     server, workers = sum(h.server_cpu for h in mine), sum(h.workers_cpu for h in mine)
     by_worker: dict[str, int] = {}
     cached: dict[str, int] = {}
@@ -265,6 +286,8 @@ def phase_totals(halves: list[Half], phase: int) -> dict[str, Any]:
         "rows": rows_,
         "wall_s": round(wall, 2),
         "rows_per_min": round(rows_ / wall * 60, 2) if wall else 0.0,
+        "own_s_per_row": round(own_mean, 3),
+        "overhead_s_per_row": round(wall * phase * limit / rows_ - own_mean, 3) if rows_ else 0.0,
         "server_cpu_s": round(server, 2),
         "workers_cpu_s": round(workers, 2),
         "bench_cpu_s": round(sum(h.bench_cpu for h in mine), 2),
@@ -285,58 +308,93 @@ def print_half(h: Half) -> None:
 
 
 # -- main -----------------------------------------------------------------------------------------------------
-def bench(count: int, limit: int, work: Path) -> int:
+@dataclass
+class Side:
+    """One server and everything of its own: database, data folder, workers, RSS sampler, measured halves."""
+
+    db: str
+    server: PrefectServer
+    data_dir: Path
+    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+    sampler: PeakSampler | None = None
+    halves: list[Half] = field(default_factory=list)
+
+
+def start_side(
+    db: str, server: PrefectServer, pool: str, limit: int, work: Path, cleanup: contextlib.ExitStack
+) -> Side:
+    """The server up, the pool and the deployment on it, its first worker online, a warm-up row run."""
+    side = Side(db, server, work / f"data-{db}")
+    started = time.perf_counter()
+    server.start()
+    cleanup.callback(server.stop)
+    cleanup.callback(lambda: [stop_tree(proc) for proc in side.workers.values()])
+    prefect_cli(server, "work-pool", "create", pool, "--type", "process", "--overwrite")
+    # Only `pipeline`: `--all` would also bring the nightly schedule, whose runs these workers would pick up.
+    prefect_cli(server, "deploy", "--name", DEPLOYMENT_NAME)
+    side.workers[WORKERS[0]] = start_worker(server, pool, WORKERS[0], limit, side.data_dir)
+    wait_until(lambda: WORKERS[0] in online_workers(server, pool), 120, f"{WORKERS[0]} online on {db}")
+    print(f"{db}: server up, pool {pool!r} and {DEPLOYMENT} deployed, {WORKERS[0]} online: "
+          f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+    assert server.proc is not None
+    side.sampler = PeakSampler(server.proc.pid, side.workers)
+    side.sampler.start()
+    cleanup.callback(side.sampler.stop)
+    warm = run_half(server, side.workers, 0, rows(0, 1))
+    if warm.failed:
+        raise RuntimeError(f"the warm-up row on {db} failed: {warm.failed}")
+    print(f"{db}: warm-up row (not counted): {warm.wall:.1f} s", flush=True)
+    return side
+
+
+def bench(count: int, limit: int, work: Path, databases: tuple[str, ...]) -> int:
     pool = pool_name()
-    data_dir = work / "data"
     order = (1, 2, 2, 1)
     sets = {1: rows(1, count), 2: rows(2, count)}
     first = count // 2
     chunks = {1: [sets[1][:first], sets[1][first:]], 2: [sets[2][:first], sets[2][first:]]}
     print(
         f"workers bench: {count} {PIPELINE} rows per phase (512x512 → 320x180, 1–2 s), worker limit {limit}, "
-        f"halves in the order {', '.join(map(str, order))}; work folder {work}; {load()}",
+        f"halves in the order {', '.join(map(str, order))} on {' and '.join(databases)}; work folder {work}; "
+        f"{load()}",
         flush=True,
     )
-    server = PrefectServer(work / "prefect-home", startup_timeout=180)
-    workers: dict[str, subprocess.Popen] = {}
     with contextlib.ExitStack() as cleanup:  # every callback runs, in reverse, even when one of them fails
-        started = time.perf_counter()
-        server.start()
-        cleanup.callback(server.stop)
-        cleanup.callback(lambda: [stop_tree(proc) for proc in workers.values()])
-        prefect_cli(server, "work-pool", "create", pool, "--type", "process", "--overwrite")
-        # Only `pipeline`: `--all` would also bring the nightly schedule, whose runs these workers would pick up.
-        prefect_cli(server, "deploy", "--name", DEPLOYMENT_NAME)
-        workers[WORKERS[0]] = start_worker(server, pool, WORKERS[0], limit, data_dir)
-        wait_until(lambda: WORKERS[0] in online_workers(server, pool), 120, f"{WORKERS[0]} online")
-        print(f"server up, pool {pool!r} and {DEPLOYMENT} deployed, {WORKERS[0]} online: "
-              f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
-
-        sampler = PeakSampler(server.proc.pid, workers)
-        sampler.start()
-        cleanup.callback(sampler.stop)
-        warm = run_half(server, workers, 0, rows(0, 1))
-        if warm.failed:
-            raise RuntimeError(f"the warm-up row failed: {warm.failed}")
-        print(f"warm-up row (not counted): {warm.wall:.1f} s", flush=True)
-
-        halves: list[Half] = []
+        servers: dict[str, PrefectServer] = {}
+        if "sqlite" in databases:
+            servers["sqlite"] = PrefectServer(work / "sqlite-home", startup_timeout=180)
+        if "postgresql" in databases:
+            url = database_url(cleanup.enter_context(LocalPostgres()).url)
+            assert url is not None
+            print(f"postgresql: PostgreSQL {check_postgres(url)}", flush=True)
+            servers["postgresql"] = PrefectServer(
+                work / "pg-home", startup_timeout=180, extra_env={"PREFECT_API_DATABASE_CONNECTION_URL": url}
+            )
+        sides = [start_side(db, server, pool, limit, work, cleanup) for db, server in servers.items()]
         for i, phase in enumerate(order):
-            if phase == 2 and WORKERS[1] not in workers:
-                workers[WORKERS[1]] = start_worker(server, pool, WORKERS[1], limit, data_dir)
-                wait_until(lambda: set(WORKERS) <= online_workers(server, pool), 120, f"{WORKERS[1]} online")
-            if phase == 1 and WORKERS[1] in workers:
-                stop_tree(workers.pop(WORKERS[1]))  # gone before phase 1's rows are submitted
-            batch = chunks[phase][0 if i < 2 else 1]
-            if batch:
-                halves.append(run_half(server, workers, phase, batch))
-                print_half(halves[-1])
-        sampler.stop()
-        return report(halves, count, limit, sampler)
+            for side in sides if i % 2 == 0 else sides[::-1]:  # the databases take turns going first
+                server, workers = side.server, side.workers
+                if phase == 2 and WORKERS[1] not in workers:
+                    workers[WORKERS[1]] = start_worker(server, pool, WORKERS[1], limit, side.data_dir)
+                    wait_until(lambda s=server: set(WORKERS) <= online_workers(s, pool), 120, f"{WORKERS[1]} online")
+                if phase == 1 and WORKERS[1] in workers:
+                    stop_tree(workers.pop(WORKERS[1]))  # gone before phase 1's rows are submitted
+                batch = chunks[phase][0 if i < 2 else 1]
+                if batch:
+                    side.halves.append(run_half(server, workers, phase, batch))
+                    print(f"  {side.db:10s}", end="")
+                    print_half(side.halves[-1])
+        for side in sides:
+            assert side.sampler is not None
+            side.sampler.stop()
+        results = {side.db: report(side, count, limit) for side in sides}
+    return compare(results, count, limit)
 
 
-def report(halves: list[Half], count: int, limit: int, sampler: PeakSampler) -> int:
-    one, two = phase_totals(halves, 1), phase_totals(halves, 2)
+def report(side: Side, count: int, limit: int) -> dict[str, Any]:
+    halves, sampler = side.halves, side.sampler
+    assert sampler is not None
+    one, two = phase_totals(halves, 1, limit), phase_totals(halves, 2, limit)
     ratio = two["rows_per_min"] / one["rows_per_min"] if one["rows_per_min"] else 0.0
     server = one["server_cpu_s"] + two["server_cpu_s"]
     total = server + one["workers_cpu_s"] + two["workers_cpu_s"]
@@ -350,14 +408,16 @@ def report(halves: list[Half], count: int, limit: int, sampler: PeakSampler) -> 
         if hits:
             problems.append(f"cache hits outside the shared music (rows are meant to be distinct): {hits}")
 
-    print(f"\n{count} {PIPELINE} rows per phase, worker limit {limit}, each row a flow run of {DEPLOYMENT}")
-    print(f"  {'phase':<12}{'rows':>6}{'wall s':>9}{'rows/min':>10}{'server CPU s':>14}{'workers CPU s':>15}"
-          f"{'server share':>14}{'music cached':>14}  runs per worker")  # fmt: skip
+    print(f"\n{side.db}: {count} {PIPELINE} rows per phase, worker limit {limit}, each row a flow run of {DEPLOYMENT}")
+    print(f"  {'phase':<12}{'rows':>6}{'wall s':>9}{'rows/min':>10}{'own s/row':>11}{'above own':>11}"
+          f"{'server CPU s':>14}{'workers CPU s':>15}{'server share':>14}{'music cached':>14}"
+          "  runs per worker")  # fmt: skip
     for name, p in (("1 worker", one), ("2 workers", two)):
         music = f"{p['cached'].get('music', 0)}/{p['rows']}"
         print(
-            f"  {name:<12}{p['rows']:>6}{p['wall_s']:>9.1f}{p['rows_per_min']:>10.1f}{p['server_cpu_s']:>14.1f}"
-            f"{p['workers_cpu_s']:>15.1f}{p['server_share']:>14.1%}{music:>14}  {p['by_worker']}"
+            f"  {name:<12}{p['rows']:>6}{p['wall_s']:>9.1f}{p['rows_per_min']:>10.1f}{p['own_s_per_row']:>11.2f}"
+            f"{p['overhead_s_per_row']:>11.2f}{p['server_cpu_s']:>14.1f}{p['workers_cpu_s']:>15.1f}"
+            f"{p['server_share']:>14.1%}{music:>14}  {p['by_worker']}"
         )
     print(f"  rows/minute, 2 workers / 1 worker: {ratio:.2f}x (2 cores)")
     print(
@@ -367,7 +427,7 @@ def report(halves: list[Half], count: int, limit: int, sampler: PeakSampler) -> 
         f"{sampler.workers_peak / 2**20:.0f} MiB"
     )
     print("  " + ("OK" if not problems else "PROBLEMS:\n    " + "\n    ".join(problems)))
-    result = {
+    return {
         "rows": count,
         "limit": limit,
         "one_worker": {**one, "failed": len(one["failed"])},
@@ -389,8 +449,22 @@ def report(halves: list[Half], count: int, limit: int, sampler: PeakSampler) -> 
         ],  # fmt: skip
         "ok": not problems,
     }
-    print(RESULT_MARK + json.dumps(result), flush=True)
-    return 1 if problems else 0
+
+
+def compare(results: dict[str, dict[str, Any]], count: int, limit: int) -> int:
+    print(f"\n{count} rows per phase, worker limit {limit}: rows/min and seconds per row above the rows' own work")
+    for db, r in results.items():
+        one, two = r["one_worker"], r["two_workers"]
+        print(
+            f"  {db:10s} 1 worker {one['rows_per_min']:5.1f} rows/min ({one['overhead_s_per_row']:.2f} s/row above), "
+            f"2 workers {two['rows_per_min']:5.1f} ({two['overhead_s_per_row']:.2f} s/row above) = {r['ratio']:.2f}x"
+        )
+    if {"sqlite", "postgresql"} <= set(results):
+        for key, name in (("one_worker", "1 worker"), ("two_workers", "2 workers")):
+            a, b = results["postgresql"][key]["rows_per_min"], results["sqlite"][key]["rows_per_min"]
+            print(f"  PostgreSQL / SQLite rows/min, {name}: {a / b if b else 0:.2f}x")
+    print(RESULT_MARK + json.dumps(results), flush=True)
+    return 0 if all(r["ok"] for r in results.values()) else 1
 
 
 def interrupted(signum: int, frame: Any) -> None:
@@ -399,12 +473,18 @@ def interrupted(signum: int, frame: Any) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100, help="rows per phase (default 100; at least 2)")
+    parser.add_argument("--rows", type=int, default=8, help="rows per phase (default 8; at least 2)")
     parser.add_argument("--limit", type=int, default=1, help="flow runs at a time per worker (default 1)")
+    parser.add_argument(
+        "--databases", default=",".join(DATABASES), help="the servers' databases, in turn (default sqlite,postgresql)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data) even when all went well")
     args = parser.parse_args()
     if args.rows < 2:
         parser.error("--rows must be at least 2 (each phase runs in two halves)")
+    databases = tuple(d.strip() for d in args.databases.split(",") if d.strip())
+    if not databases or set(databases) - set(DATABASES):
+        parser.error(f"--databases takes {' and/or '.join(DATABASES)}, comma-separated; got {args.databases!r}")
     for name in FOREIGN_ENV:
         os.environ.pop(name, None)
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the finally blocks stop every process we started.
@@ -412,7 +492,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="boardflow-workers-bench-"))
     code = 1
     try:
-        code = bench(args.rows, args.limit, work)
+        code = bench(args.rows, args.limit, work, databases)
         return code
     except KeyboardInterrupt as stop:
         print(f"interrupted ({stop or 'Ctrl-C'}); every process the bench started is stopped", flush=True)

@@ -8,13 +8,29 @@ error instead of a server that dies in its migrations with a page of traceback.
 Prefect "uses the pg_trgm extension, so it must be installed and enabled"
 (https://docs.prefect.io/v3/manage/server, read 2026-12-03). pg_trgm is a trusted extension since
 PostgreSQL 13: the owner of a database, or a role with CREATE on it, can enable it without superuser rights.
+
+On SQLite, Prefect 3.9.1 starts its write transactions DEFERRED: a request reads first (a task run's labels,
+a flow run's state) and only then writes. When another connection commits in between (the server's own
+event and task-run recorders do, all the time), SQLite refuses the upgrade at once with "database is
+locked" (SQLITE_BUSY_SNAPSHOT, for which it never calls its busy handler, so Prefect's 60 s busy_timeout
+does not help); the server answers 503 and Prefect's client waits 2 s before it tries again. On a batch
+that was one 503 per row, ~2 s of a one-step row's ~2 s. `python -m deployments.database server start …`
+is `prefect server start` with Prefect's own SQLite configuration told to begin every transaction
+IMMEDIATE (through `set_database_config`, Prefect's injection point): a writer then takes the lock first
+and the next one waits in the busy handler for a few milliseconds instead of failing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
+
+from prefect.server.database.configurations import AioSqliteConfiguration
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from generators.errors import ConfigurationError
 
@@ -87,3 +103,40 @@ async def _check(url: str) -> str:
         return str(version)
     finally:
         await conn.close()
+
+
+class WaitingSqliteConfiguration(AioSqliteConfiguration):
+    """Prefect's SQLite configuration, every transaction begun IMMEDIATE: writers queue in SQLite's busy
+    handler instead of failing with "database is locked". Reads outside transactions are unchanged (WAL)."""
+
+    @asynccontextmanager
+    async def begin_transaction(
+        self, session: AsyncSession, with_for_update: bool = False
+    ) -> AsyncGenerator[AsyncSessionTransaction, None]:
+        async with super().begin_transaction(session, with_for_update=True) as transaction:
+            yield transaction
+
+
+def use_waiting_sqlite() -> bool:
+    """In a Prefect server's process: give Prefect the waiting configuration when its database is SQLite."""
+    from prefect.server.database.dependencies import set_database_config
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
+
+    url = PREFECT_API_DATABASE_CONNECTION_URL.value() or ""
+    if not url.startswith("sqlite"):
+        return False
+    set_database_config(WaitingSqliteConfiguration(connection_url=url))
+    return True
+
+
+def prefect_cli() -> None:
+    """`prefect …` in this process, its SQLite writes waiting for each other (`python -m deployments.database`)."""
+    from prefect.cli import app
+
+    use_waiting_sqlite()
+    sys.argv[0] = "prefect"
+    app()
+
+
+if __name__ == "__main__":
+    prefect_cli()

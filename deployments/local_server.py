@@ -182,7 +182,11 @@ class PrefectServer:
                 f"Port {self.port} on {self.host} is already in use.",
                 hint="Pick another with --port, or point PREFECT_API_URL at the server already running there.",
             )
-        args = [prefect_executable(), "server", "start", "--host", self.host, "--port", str(self.port)]
+        # Prefect's CLI through deployments.database: on SQLite its writers then wait for each other instead
+        # of failing with 503 "database is locked" (see that module); on PostgreSQL it is `prefect` itself.
+        prefect_executable()  # the check that Prefect is installed, with its hint
+        args = [sys.executable, "-m", "deployments.database", "server", "start", "--host", self.host]
+        args += ["--port", str(self.port)]
         env = self.server_env()
         if self.attached:
             self.proc = subprocess.Popen([*args, "--analytics-off"], env=env)

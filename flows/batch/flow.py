@@ -1,9 +1,11 @@
 """Batch runs as Prefect flows: one pipeline over many rows (CSV or list), checked and planned first.
 
 Each row that has work to do runs as its own subflow run ("slideshow · row 3"): in the Prefect UI a row has
-its own state, task runs, logs and cost table, so a failed row is one click away. That costs a few API calls
-per row (~0.5 s on a busy 2-core box), small next to a row's media work. A row the plan finds wholly in the
-cache is not run at all: its outputs are read from the result index, which is what its tasks would return.
+its own state, task runs, logs and cost table, so a failed row is one click away. That costs about ten API
+calls per row (0.3–0.4 s on a loaded 2-core box, `bench.batch_bench`), small next to a row's media work; on
+a SQLite server boardflow did not start, add ~2 s a row for "database is locked" (deployments/database.py).
+A row the plan finds wholly in the cache is not run at all: its outputs are read from the result index,
+which is what its tasks would return.
 
 A deployment entrypoint (prefect.yaml), so its imports are absolute: Prefect loads it by file path.
 """

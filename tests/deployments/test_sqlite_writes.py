@@ -1,0 +1,80 @@
+"""The SQLite-backed server boardflow starts: batch rows' writes wait for each other instead of failing with 503."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deployments.database import WaitingSqliteConfiguration, use_waiting_sqlite
+from deployments.local_server import PrefectServer
+
+BOARDFLOW = str(Path(sys.executable).with_name("boardflow"))
+ONE_STEP = """\
+name: sqlite-rows
+params:
+  line: {type: string, required: true}
+steps:
+  note:
+    generator: local/text-template
+    inputs: {template: "{line}", parameters: {line: "${params.line}"}}
+"""
+ROWS = 8
+
+
+def test_a_batch_on_boardflows_sqlite_server_gets_no_database_is_locked_503(tmp_path):
+    # On Prefect's own SQLite server each row's subflow start (its parent task run's insert) came back
+    # 503 "database is locked" about once a row, and the client waited 2 s before trying again.
+    spec, rows = tmp_path / "sqlite-rows.yaml", tmp_path / "rows.csv"
+    spec.write_text(ONE_STEP)
+    rows.write_text("line\n" + "".join(f"row {i}\n" for i in range(ROWS)))
+    # INFO: the server's log then has uvicorn's line for every request, with its status
+    with PrefectServer(tmp_path / "home", extra_env={"PREFECT_SERVER_LOGGING_LEVEL": "INFO"}) as server:
+        done = subprocess.run(
+            [BOARDFLOW, "batch", str(spec), str(rows), "--concurrency", "1", "--out", str(tmp_path / "results")],
+            env=server.env(BOARDFLOW_DATA_DIR=str(tmp_path / "data")), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert (tmp_path / "results.csv").read_text().count(",completed,") == ROWS
+    log = (tmp_path / "home" / "server.log").read_text(errors="replace")
+    statuses = re.findall(r'"(POST|PATCH|PUT|DELETE) (/api/\S+) HTTP/1.1" (\d{3})', log)
+    created = [path for method, path, code in statuses if path == "/api/task_runs/" and code == "201"]
+    assert len(created) >= ROWS  # every row's subflow has its parent task run: the log has what we look for
+    assert [(m, p) for m, p, code in statuses if code == "503"] == []
+
+
+def test_the_waiting_configuration_is_given_to_prefect_for_sqlite_only(monkeypatch):
+    from prefect.server.database.dependencies import MODELS_DEPENDENCIES, temporary_database_config
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, temporary_settings
+
+    with temporary_database_config(None):
+        with temporary_settings({PREFECT_API_DATABASE_CONNECTION_URL: "postgresql+asyncpg://u:p@127.0.0.1/prefect"}):
+            assert not use_waiting_sqlite()
+            assert MODELS_DEPENDENCIES["database_config"] is None
+        with temporary_settings({PREFECT_API_DATABASE_CONNECTION_URL: "sqlite+aiosqlite:///tmp/prefect.db"}):
+            assert use_waiting_sqlite()
+            assert isinstance(MODELS_DEPENDENCIES["database_config"], WaitingSqliteConfiguration)
+
+
+@pytest.mark.parametrize("for_update", [False, True])
+async def test_every_transaction_of_the_waiting_configuration_takes_the_write_lock_first(tmp_path, for_update):
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    path = tmp_path / "p.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.commit()
+    config = WaitingSqliteConfiguration(connection_url=f"sqlite+aiosqlite:///{path}")
+    engine = await config.engine()
+    try:
+        async with await config.session(engine) as session, config.begin_transaction(session, for_update):
+            await session.execute(sa.text("SELECT x FROM t"))  # a read first, as Prefect's inserts do
+            other = sqlite3.connect(path, timeout=0, isolation_level=None)
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                other.execute("BEGIN IMMEDIATE")  # a DEFERRED read would have left the write lock free
+            other.close()
+    finally:
+        await engine.dispose()
