@@ -1,7 +1,7 @@
-"""The fake provider server: a real HTTP server on 127.0.0.1 speaking fal, Replicate, OpenAI and ElevenLabs.
+"""The fake provider server: a real HTTP server on 127.0.0.1 speaking fal, Replicate, OpenAI, ElevenLabs and Kie.
 
-Each provider lives under a path prefix (`/fal/queue`, `/replicate/v1`, `/openai/v1`, `/elevenlabs`), so a client
-pointed at `{url}/fal/queue` sees the same paths, methods, auth headers, status flows and JSON bodies as the
+Each provider lives under a path prefix (`/fal/queue`, `/replicate/v1`, `/openai/v1`, `/elevenlabs`, `/kie`),
+so a client pointed at `{url}/fal/queue` sees the same paths, methods, auth headers, status flows and JSON bodies as the
 real API. Outputs are real media served from `/files/…`. Every billed submission is recorded; knobs inject
 latency, queue time, 429s with Retry-After, 5xx, dropped connections after a submission, failed jobs, slow
 downloads and exhausted credit.
@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
-from . import elevenlabs_routes, fal_routes, openai_routes, replicate_routes
+from . import elevenlabs_routes, fal_routes, kie_routes, openai_routes, replicate_routes
 from .media import CONTENT_TYPES
 
 KEYS = {
@@ -33,12 +33,14 @@ KEYS = {
     "replicate": "r8_test_token_7d1e55b0",
     "openai": "sk-test-openai-9c2b4e77",
     "elevenlabs": "el-test-key-1a2b3c4d",
+    "kie": "kie-test-key-5e6f7a8b",
 }
 ROUTES = {
     "/fal/": fal_routes,
     "/replicate/": replicate_routes,
     "/openai/": openai_routes,
     "/elevenlabs/": elevenlabs_routes,
+    "/kie/": kie_routes,
 }
 
 
