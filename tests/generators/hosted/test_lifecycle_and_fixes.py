@@ -103,3 +103,21 @@ async def test_a_fal_request_that_fails_on_the_server_is_a_job_failure_and_costs
     with pytest.raises(JobFailedError, match="the model crashed"):
         await hosted("fal/flux-schnell").run({"prompt": "a barn"}, hosted_ctx)
     assert hosted_ctx.actual_cost_usd is None  # fal never charges server errors (fal FAQ)
+
+
+async def test_elevenlabs_refuses_text_over_the_models_limit_with_its_documented_status(fake, tmp_path):
+    """ElevenLabs answers 400 {"detail": {"status": "max_character_limit_exceeded", "message": …}} (its help centre,
+    "API - Error Code 400 or 401", read 2026-12-04); the fake answered a status name of its own."""
+    from generators.providers.elevenlabs import ElevenLabsClient
+
+    async with ElevenLabsClient() as eleven:
+        with pytest.raises(ProviderInputError) as info:
+            await eleven.text_to_speech(
+                "voice",
+                {"text": "a" * 10_001, "model_id": "eleven_multilingual_v2"},
+                output_format="mp3_44100_128",
+                dest=tmp_path / "out.mp3",
+            )
+    assert info.value.status_code == 400
+    assert "(HTTP 400): max_character_limit_exceeded: This request's text has 10001 characters" in str(info.value)
+    assert fake.submissions() == []
