@@ -74,7 +74,7 @@ class EntryDoc(_Doc):
     output: dict[str, Any] = {}
     price: PriceDoc
     tables: dict[str, Any] = {}
-    lifecycle: LifecycleDoc = Field(default_factory=lambda: LifecycleDoc(date=None, replacement=None))
+    lifecycle: LifecycleDoc = Field(default_factory=lambda: LifecycleDoc(date=None, replacement=None, note=None))
     max_wait_s: float = 900.0
 
 
