@@ -24,7 +24,7 @@ from .http import ErrorInfo, ProviderClient, ProviderInfo, error_for_response, p
 
 KIE = ProviderInfo(
     name="kie",
-    credential=Credential("KIE_API_KEY", "kie", "https://kie.ai/api-key"),
+    credential=Credential("KIE_API_KEY", "kie", "https://kie.ai/api-key", "kie-credentials"),
     billing_url="https://kie.ai/billing",
 )
 API_URL = "https://api.kie.ai"
