@@ -116,6 +116,7 @@ CASES = [
         "0.12",
     ),
     ("fal/chatterbox-hd", {"text": "a" * 2500}, "0.10"),  # $0.04 per 1,000 characters
+    ("fal/sora-2-image-to-video", {"prompt": "x", "image_url": IMAGE_1000x800, "duration": 12}, "1.20"),  # $0.1/s
 ]
 
 
