@@ -16,7 +16,13 @@ from pydantic import SecretStr
 from generators.credentials import Credential, register_secret_source
 
 if TYPE_CHECKING:  # the real types for checkers; at run time these load on first use (__getattr__ below)
-    from .credentials import ElevenLabsCredentials, FalCredentials, OpenAICredentials, ReplicateCredentials
+    from .credentials import (
+        ElevenLabsCredentials,
+        FalCredentials,
+        KieCredentials,
+        OpenAICredentials,
+        ReplicateCredentials,
+    )
     from .storage import ArtifactStoreBlock
 
 _CLASSES = {
@@ -24,12 +30,14 @@ _CLASSES = {
     "ReplicateCredentials": "blocks.credentials",
     "OpenAICredentials": "blocks.credentials",
     "ElevenLabsCredentials": "blocks.credentials",
+    "KieCredentials": "blocks.credentials",
     "ArtifactStoreBlock": "blocks.storage",
 }
 __all__ = [  # spelled out, not built from _CLASSES, so type checkers can read it
     "ArtifactStoreBlock",
     "ElevenLabsCredentials",
     "FalCredentials",
+    "KieCredentials",
     "OpenAICredentials",
     "ReplicateCredentials",
     "block_classes",

@@ -14,6 +14,7 @@ from generators.errors import ConfigurationError
 from generators.providers.elevenlabs import ELEVENLABS, ElevenLabsClient
 from generators.providers.fal import FAL, FalClient
 from generators.providers.http import ProviderClient, ProviderInfo
+from generators.providers.kie import KIE, KieClient
 from generators.providers.openai import OPENAI, OpenAIClient
 from generators.providers.replicate import REPLICATE, ReplicateClient
 
@@ -125,11 +126,34 @@ class ElevenLabsCredentials(ProviderCredentials):
     _documentation_url = HttpUrl(ELEVENLABS.credential.signup_url)
 
 
+class KieCredentials(ProviderCredentials):
+    """An API key for Kie (kie.ai), used by boardflow's Kie generators (Suno music).
+
+    Get a key at https://kie.ai/api-key. Generators use the block named by KIE_API_KEY_BLOCK.
+
+    Example:
+        Load the saved key and make a Kie client:
+        ```python
+        from blocks import KieCredentials
+
+        kie_credentials = KieCredentials.load("BLOCK_NAME")
+        client = kie_credentials.get_client()
+        ```
+    """
+
+    info = KIE
+    client_class = KieClient
+    _block_type_name = "Kie Credentials"
+    _block_type_slug = KIE.credential.block_type
+    _documentation_url = HttpUrl(KIE.credential.signup_url)
+
+
 PROVIDER_CREDENTIALS: tuple[type[ProviderCredentials], ...] = (
     FalCredentials,
     ReplicateCredentials,
     OpenAICredentials,
     ElevenLabsCredentials,
+    KieCredentials,
 )
 _BY_SLUG = {cls.get_block_type_slug(): cls for cls in PROVIDER_CREDENTIALS}
 

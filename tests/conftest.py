@@ -35,6 +35,8 @@ for var in (
     "REPLICATE_API_TOKEN",
     "OPENAI_API_KEY",
     "ELEVENLABS_API_KEY",
+    "KIE_API_KEY",
+    "KIE_CALLBACK_URL",
     "AWS_PROFILE",
 ):
     os.environ.pop(var, None)

@@ -1,7 +1,7 @@
 """The hosted catalogue: entries as YAML (shipped here, or in a user folder), and providers as registered units.
 
 A `Provider` is everything one hosted service needs: its generator class (which knows the client and the
-credential) and its entries (which carry the schemas and prices). boardflow ships four; a package can
+credential) and its entries (which carry the schemas and prices). boardflow ships five; a package can
 ship another through the `boardflow.generators` entry point by pointing it at a `Provider`.
 """
 

@@ -32,6 +32,7 @@ class LifecycleDoc(_Doc):
     status: Status = "active"
     date: dt.date | None = Field(None, description="deprecated: the announced shut-down day; shut_down: the day.")
     replacement: str | None = Field(None, description="The boardflow id to use instead.")
+    note: str | None = Field(None, description="What to do when boardflow has no replacement entry (say why).")
     source: str | None = None
     checked: dt.date | None = None
 
@@ -73,7 +74,7 @@ class EntryDoc(_Doc):
     output: dict[str, Any] = {}
     price: PriceDoc
     tables: dict[str, Any] = {}
-    lifecycle: LifecycleDoc = Field(default_factory=lambda: LifecycleDoc(date=None, replacement=None))
+    lifecycle: LifecycleDoc = Field(default_factory=lambda: LifecycleDoc(date=None, replacement=None, note=None))
     max_wait_s: float = 900.0
 
 
@@ -83,6 +84,7 @@ class Lifecycle:
     date: dt.date | None = None
     replacement: str | None = None
     source: str | None = None
+    note: str | None = None
 
     def label(self) -> str:
         """A short status for one table cell: `active`, `deprecated 2027-01-06`, `shut down 2026-10-23`."""
@@ -91,7 +93,7 @@ class Lifecycle:
 
     def message(self, name: str, provider: str) -> str:
         """What a user reads about a model that is going or gone, with the day and what to use instead."""
-        instead = f" Use {self.replacement} instead." if self.replacement else ""
+        instead = f" Use {self.replacement} instead." if self.replacement else f" {self.note}" if self.note else ""
         when = f" on {self.date.isoformat()}" if self.date else ""
         source = f" ({self.source})" if self.source else ""
         if self.status == "shut_down":
@@ -207,6 +209,8 @@ def parse_entry(raw: Mapping[str, Any], where: str) -> HostedSpec:
     life = doc.lifecycle
     if life.status != "active" and not life.date:
         raise ConfigurationError(f"{label}: a {life.status} entry needs the date (and its replacement).")
+    if life.status != "active" and not (life.replacement or life.note):
+        raise ConfigurationError(f"{label}: a {life.status} entry names its replacement, or says in `note` why none.")
     return HostedSpec(
         id=doc.id,
         provider=doc.provider,
@@ -217,7 +221,7 @@ def parse_entry(raw: Mapping[str, Any], where: str) -> HostedSpec:
         pricing=PriceRule(terms, price.source, price.checked, price.unknown, price.note),
         schema_source=doc.schema_source,
         schema_checked=doc.schema_checked,
-        lifecycle=Lifecycle(life.status, life.date, life.replacement, life.source),
+        lifecycle=Lifecycle(life.status, life.date, life.replacement, life.source, life.note),
         output=doc.output,
         tables=doc.tables,
         version=doc.version,

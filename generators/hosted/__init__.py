@@ -7,6 +7,7 @@ from ..catalogue import Provider, shipped_entries
 from ._base import HostedGenerator
 from .elevenlabs import ElevenLabsGenerator
 from .fal import FalGenerator
+from .kie import KieGenerator
 from .openai import OpenAIGenerator
 from .replicate import ReplicateGenerator
 
@@ -17,6 +18,7 @@ PROVIDERS: list[Provider] = [
         ("replicate", ReplicateGenerator),
         ("openai", OpenAIGenerator),
         ("elevenlabs", ElevenLabsGenerator),
+        ("kie", KieGenerator),
     )
 ]
 HOSTED_GENERATORS: list[HostedGenerator] = [gen for provider in PROVIDERS for gen in provider.generators()]
@@ -26,6 +28,7 @@ __all__ = [
     "PROVIDERS",
     "ElevenLabsGenerator",
     "FalGenerator",
+    "KieGenerator",
     "HostedGenerator",
     "OpenAIGenerator",
     "Provider",

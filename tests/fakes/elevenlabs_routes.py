@@ -70,7 +70,14 @@ def _check(path: str, body: Any) -> Response | None:
     if "language_code" in body and not facts.get("language_code", True):
         return _detail(400, "unsupported_language", f"Model '{model}' does not support the language_code parameter.")
     if len(body["text"]) > facts.get("max_characters", 1 << 30):
-        return _detail(400, "text_too_long", f"text is longer than {facts['max_characters']} characters for {model}.")
+        # The status name and the message's shape are ElevenLabs' own ("API - Error Code 400 or 401",
+        # help.elevenlabs.io/hc/en-us/articles/19572237925521, read 2026-12-04).
+        return _detail(
+            400,
+            "max_character_limit_exceeded",
+            f"This request's text has {len(body['text'])} characters and exceeds the character limit of "
+            f"{facts['max_characters']} characters for {model}.",
+        )
     return None
 
 
@@ -104,7 +111,8 @@ def generated(
             "source": "TTS",
             "output_format": output_format,
         }
-        fake.history.append(item | {"audio": audio})
+        if not fake.stale():  # a request from before the last reset belongs to an earlier test
+            fake.history.append(item | {"audio": audio})
     return item
 
 

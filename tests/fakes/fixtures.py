@@ -38,6 +38,8 @@ def provider_env(server: FakeProviderServer) -> dict[str, str]:
         "OPENAI_BASE_URL": f"{url}/openai/v1",
         "ELEVENLABS_API_KEY": keys["elevenlabs"],
         "ELEVENLABS_BASE_URL": f"{url}/elevenlabs",
+        "KIE_API_KEY": keys["kie"],
+        "KIE_BASE_URL": f"{url}/kie",
         # Outputs are downloaded from the fake on loopback: allow exactly its host:port, nothing wider.
         "BOARDFLOW_ALLOWED_HOSTS": urlparse(url).netloc,
     }

@@ -12,6 +12,15 @@ if TYPE_CHECKING:
 
 V1 = "/openai/v1/"
 SIZES = {"1024x1024": (1024, 1024), "1536x1024": (1536, 1024), "1024x1536": (1024, 1536)}
+# The usage the fake reports for an image request. Both figures stand in for numbers OpenAI does not publish for
+# the models the fake serves, and both match boardflow's catalogue because there is only one published source:
+# - output tokens: the table OpenAI's image generation guide gives for gpt-image-1 by quality and size (the same
+#   table openai.yaml transcribes for the shut-down gpt-image-1 entries). No such table was found for gpt-image-2
+#   (searched 2026-12-04), so the fake reports gpt-image-1's counts for it;
+# - input image tokens: 765 per image part, gpt-image-1's count for a 1024x1024 input at high detail. OpenAI's own
+#   rule for image input tokens (by size, per model) was not found in the search corpora on 2026-12-04, only
+#   third-party restatements of it, so the fake does not compute tokens from the image's size.
+# A test that compares boardflow's estimate with what the fake reports therefore checks arithmetic, not OpenAI.
 OUTPUT_TOKENS = {
     "low": {"1024x1024": 272, "1024x1536": 408, "1536x1024": 400},
     "medium": {"1024x1024": 1056, "1024x1536": 1584, "1536x1024": 1568},

@@ -1,7 +1,7 @@
-"""The fake provider server: a real HTTP server on 127.0.0.1 speaking fal, Replicate, OpenAI and ElevenLabs.
+"""The fake provider server: a real HTTP server on 127.0.0.1 speaking fal, Replicate, OpenAI, ElevenLabs and Kie.
 
-Each provider lives under a path prefix (`/fal/queue`, `/replicate/v1`, `/openai/v1`, `/elevenlabs`), so a client
-pointed at `{url}/fal/queue` sees the same paths, methods, auth headers, status flows and JSON bodies as the
+Each provider lives under a path prefix (`/fal/queue`, `/replicate/v1`, `/openai/v1`, `/elevenlabs`, `/kie`),
+so a client pointed at `{url}/fal/queue` sees the same paths, methods, auth headers, status flows and JSON bodies as the
 real API. Outputs are real media served from `/files/…`. Every billed submission is recorded; knobs inject
 latency, queue time, 429s with Retry-After, 5xx, dropped connections after a submission, failed jobs, slow
 downloads and exhausted credit.
@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
-from . import elevenlabs_routes, fal_routes, openai_routes, replicate_routes
+from . import elevenlabs_routes, fal_routes, kie_routes, openai_routes, replicate_routes
 from .media import CONTENT_TYPES
 
 KEYS = {
@@ -33,12 +33,14 @@ KEYS = {
     "replicate": "r8_test_token_7d1e55b0",
     "openai": "sk-test-openai-9c2b4e77",
     "elevenlabs": "el-test-key-1a2b3c4d",
+    "kie": "kie-test-key-5e6f7a8b",
 }
 ROUTES = {
     "/fal/": fal_routes,
     "/replicate/": replicate_routes,
     "/openai/": openai_routes,
     "/elevenlabs/": elevenlabs_routes,
+    "/kie/": kie_routes,
 }
 
 
@@ -137,11 +139,17 @@ class Job:
         return "failed" if self.error else "done"
 
 
+# The generation (see FakeProviderServer.reset) the request a handler thread serves arrived in.
+_request = threading.local()
+
+
 class FakeProviderServer:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self.knobs = Knobs()
         self._httpd: ThreadingHTTPServer | None = None
+        self.generation = 0
+        self.in_flight = 0  # requests being handled right now
         self.reset()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -169,8 +177,13 @@ class FakeProviderServer:
         return f"http://{host}:{port}"
 
     def reset(self, **knobs: Any) -> None:
-        """Fresh knobs (with overrides), no jobs, no records: each test starts clean."""
+        """Fresh knobs (with overrides), no jobs, no records: each test starts clean.
+
+        A request that arrived before the reset (a slow answer an earlier test gave up on) may still be handled
+        after it; it belongs to the earlier test, so it bills and logs nothing here (see `stale`).
+        """
         with self._lock:
+            self.generation += 1
             self.knobs = replace(Knobs(), **knobs)
             self.rng = random.Random(self.knobs.seed)
             self.jobs: dict[str, Job] = {}
@@ -232,7 +245,13 @@ class FakeProviderServer:
         self.bill(provider, model, job.id, payload)
         return job
 
+    def stale(self) -> bool:
+        """True in a handler thread whose request arrived before the last reset (another test's request)."""
+        return getattr(_request, "generation", self.generation) != self.generation
+
     def bill(self, provider: str, model: str, job_id: str, payload: Any) -> None:
+        if self.stale():
+            return
         with self._lock:
             self._submissions.append(Submission(provider, model, job_id, payload, time.time()))
 
@@ -334,6 +353,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _serve(self) -> None:
+        _request.generation = self.fake.generation
+        with self.fake._lock:
+            self.fake.in_flight += 1
+        try:
+            self._serve_one()
+        finally:
+            with self.fake._lock:
+                self.fake.in_flight -= 1
+
+    def _serve_one(self) -> None:
         parsed = urlparse(self.path)
         length = int(self.headers["Content-Length"] or 0)
         body = self.rfile.read(length) if length else b""
@@ -349,7 +378,8 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug in the fake shows up as a 500 naming it, not as a hang
             resp = json_response({"detail": f"fake server error: {type(exc).__name__}: {exc}"}, 500)
         with self.fake._lock:
-            self.fake.request_log.append((req.method, req.path, 0 if resp.drop else resp.status))
+            if not self.fake.stale():
+                self.fake.request_log.append((req.method, req.path, 0 if resp.drop else resp.status))
         if resp.drop:
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)

@@ -76,6 +76,11 @@ def openai_doc() -> dict[str, Any]:
 
 
 @functools.cache
+def kie_doc() -> dict[str, Any]:
+    return json.loads((ROOT / "kie.json").read_text())
+
+
+@functools.cache
 def elevenlabs_doc() -> dict[str, Any]:
     return json.loads((ROOT / "elevenlabs.json").read_text())
 

@@ -16,6 +16,7 @@ from generators.errors import InputValidationError, ProviderInputError
 from generators.hosted import HOSTED_GENERATORS
 from generators.providers.elevenlabs import ElevenLabsClient
 from generators.providers.fal import FalClient
+from generators.providers.kie import KieClient
 from generators.providers.openai import OpenAIClient
 from generators.providers.replicate import ReplicateClient
 from tests.fakes import media
@@ -156,6 +157,9 @@ async def send(gen, body: dict[str, Any], files) -> None:
             await rep.create(input=body, **target)
     elif gen.provider == "openai":
         await _send_openai(gen, body)
+    elif gen.provider == "kie":
+        async with KieClient() as kie:
+            await kie.generate_music(body | {"model": spec.model})
     else:
         async with ElevenLabsClient() as eleven:
             fields = {k: v for k, v in body.items() if k not in ("voice_id", "output_format")}
@@ -203,7 +207,7 @@ def _tmp_file(ext: str, data: bytes):
 
 @pytest.mark.parametrize("gen", ENTRIES, ids=ids)
 def test_lifecycle_is_handled(gen, monkeypatch):
-    for var in ("FAL_KEY", "REPLICATE_API_TOKEN", "OPENAI_API_KEY", "ELEVENLABS_API_KEY"):
+    for var in ("FAL_KEY", "REPLICATE_API_TOKEN", "OPENAI_API_KEY", "ELEVENLABS_API_KEY", "KIE_API_KEY"):
         monkeypatch.setenv(var, "set-for-this-test")
     life, availability = gen.lifecycle, gen.availability()
     if life.status == "shut_down":
@@ -214,7 +218,7 @@ def test_lifecycle_is_handled(gen, monkeypatch):
         )
         assert hosted(life.replacement).lifecycle.status == "active"
     elif life.status == "deprecated":
-        assert availability.ok and life.date and life.replacement
+        assert availability.ok and life.date and (life.replacement or life.note)
         assert life.date.isoformat() in life.message(gen.name, gen.provider)
     else:
         assert availability.ok and life.date is None
@@ -227,7 +231,7 @@ async def test_the_fake_refuses_a_shut_down_model_like_the_provider(fake, files,
         await send(gen, body, files)
 
 
-@pytest.mark.parametrize("provider", ["fal", "replicate", "openai", "elevenlabs"])
+@pytest.mark.parametrize("provider", ["fal", "replicate", "openai", "elevenlabs", "kie"])
 async def test_the_fake_refuses_a_model_id_the_provider_does_not_have(fake, files, provider):
     import dataclasses
 

@@ -71,8 +71,8 @@ def test_user_entries_of_a_plugin_provider_load_and_unknown_providers_are_named(
     assert registry.get("acme/upscale-2").provider == "acme"
     other = tmp_path / "other"
     other.mkdir()
-    (other / "kie.yaml").write_text(yaml.safe_dump([{**ENTRY, "id": "kie/suno", "provider": "kie"}]))
-    with pytest.raises(ConfigurationError, match="'kie', which is not registered") as info:
+    (other / "piapi.yaml").write_text(yaml.safe_dump([{**ENTRY, "id": "piapi/suno", "provider": "piapi"}]))
+    with pytest.raises(ConfigurationError, match="'piapi', which is not registered") as info:
         Registry().register_builtins().load_catalogue(other)
     assert "fal" in (info.value.hint or "")
 

@@ -13,7 +13,7 @@ from generators.errors import MissingCredentialError
 from generators.hosted import HOSTED_GENERATORS
 from tests.fakes.fixtures import hosted
 
-KEY_VARS = ("FAL_KEY", "REPLICATE_API_TOKEN", "OPENAI_API_KEY", "ELEVENLABS_API_KEY")
+KEY_VARS = ("FAL_KEY", "REPLICATE_API_TOKEN", "OPENAI_API_KEY", "ELEVENLABS_API_KEY", "KIE_API_KEY")
 
 
 def input_kinds(gen) -> frozenset[str]:
@@ -31,12 +31,12 @@ def input_kinds(gen) -> frozenset[str]:
     return frozenset(found)
 
 
-def test_at_least_sixty_generators_across_the_four_providers_with_stable_ids():
+def test_at_least_sixty_generators_across_the_five_providers_with_stable_ids():
     names = [g.name for g in HOSTED_GENERATORS]
     assert len(names) >= 60 and len(set(names)) == len(names)
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
     assert f"{len(names)} hosted models ship" in readme
-    assert {g.provider for g in HOSTED_GENERATORS} == {"fal", "replicate", "openai", "elevenlabs"}
+    assert {g.provider for g in HOSTED_GENERATORS} == {"fal", "replicate", "openai", "elevenlabs", "kie"}
     for gen in HOSTED_GENERATORS:
         provider, _, model = gen.name.partition("/")
         assert provider == gen.provider and model and gen.name == gen.name.lower() and " " not in gen.name
@@ -63,6 +63,7 @@ FAMILIES = {  # Boards' families, each with one entry and the shape of step it i
     "upscaling": ("fal/topaz-upscale-image", {"image"}, "image"),
     "background removal": ("fal/birefnet-v2", {"image"}, "image"),
     "music": ("fal/stable-audio-2.5", set(), "audio"),
+    "suno music (only on Kie)": ("kie/suno-v5", set(), "audio"),
     "sound effects": ("elevenlabs/sound-effects", set(), "audio"),
     "speech-to-text": ("fal/wizper", {"audio"}, "text"),
     "image edit": ("fal/nano-banana-edit", {"image"}, "image"),

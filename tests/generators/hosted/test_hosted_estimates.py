@@ -100,6 +100,23 @@ CASES = [
     # $3 per minute of video; the output is as long as the longer input at most: 45 s -> 0.75 min.
     ("fal/sync-lipsync-2", {"video_url": VIDEO_30S, "audio_url": AUDIO_45S}, "2.25"),
     ("fal/stable-audio-2.5", {"prompt": "x"}, "0.20"),  # per audio
+    # Read on fal's own pages on 2026-12-04 (fal.ai/models/<endpoint>/llms.txt and fal.ai/docs/model-api-reference).
+    ("fal/flux-kontext-pro", {"prompt": "x", "image_url": IMAGE_1000x800, "num_images": 3}, "0.12"),  # $0.04 each
+    ("fal/flux-pro-ultra", {"prompt": "x", "num_images": 2}, "0.12"),  # $0.06 per image
+    # $0.08 per video second at 720p (the default), seconds counted at 16 frames: 81 frames = 5.0625 s.
+    ("fal/wan-2.2-video-to-video", {"prompt": "x", "video_url": VIDEO_30S}, "0.405"),
+    (
+        "fal/wan-2.2-video-to-video",
+        {"prompt": "x", "video_url": VIDEO_30S, "num_frames": 161, "resolution": "480p"},
+        "0.4025",
+    ),
+    (
+        "fal/wan-2.2-video-to-video",
+        {"prompt": "x", "video_url": VIDEO_30S, "num_frames": 32, "resolution": "580p"},
+        "0.12",
+    ),
+    ("fal/chatterbox-hd", {"text": "a" * 2500}, "0.10"),  # $0.04 per 1,000 characters
+    ("fal/sora-2-image-to-video", {"prompt": "x", "image_url": IMAGE_1000x800, "duration": 12}, "1.20"),  # $0.1/s
 ]
 
 

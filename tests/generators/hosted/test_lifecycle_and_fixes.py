@@ -31,15 +31,18 @@ async def test_no_active_entry_points_at_a_shut_down_model(registry):
         gen = registry.get(name)
         if gen.provider == "openai" and gen.lifecycle.status == "active":
             assert gen.spec.model not in gone, name
-        if gen.lifecycle.status != "active":
-            assert gen.lifecycle.replacement in registry, name  # the replacement is itself in the catalogue
+        if gen.lifecycle.replacement:  # the replacement is itself in the catalogue, and not going too
+            assert registry.get(gen.lifecycle.replacement).lifecycle.status == "active", name
+        elif gen.lifecycle.status != "active":
+            assert gen.lifecycle.note, name  # no replacement entry: the entry says what to do instead
 
 
 @pytest.mark.parametrize(
     ("name", "inputs", "day", "instead"),
-    [
-        ("openai/tts-1", {"input": "hello"}, "2027-01-06", "openai/gpt-4o-mini-tts"),
-        ("openai/tts-1-hd", {"input": "hello"}, "2027-01-06", "openai/gpt-4o-mini-tts"),
+    [  # OpenAI's text-to-speech guide (developers.openai.com/api/docs/guides/text-to-speech, read 2026-12-04)
+        ("openai/tts-1", {"input": "hello"}, "2027-01-06", "gpt-realtime-2.1-mini"),
+        ("openai/tts-1-hd", {"input": "hello"}, "2027-01-06", "gpt-realtime-2.1-mini"),
+        ("openai/gpt-4o-mini-tts", {"input": "hello"}, "2027-01-06", "gpt-realtime-2.1-mini"),
     ],
 )
 async def test_a_deprecated_model_plans_with_a_warning_naming_the_day_and_the_replacement(
@@ -50,13 +53,12 @@ async def test_a_deprecated_model_plans_with_a_warning_naming_the_day_and_the_re
     assert day in warning and instead in warning and warning.startswith("s.generator")
 
 
-async def test_whisper_1_is_deprecated_for_gpt_4o_transcribe(registry):
-    life = registry.get("openai/whisper-1").lifecycle
-    assert (life.status, life.date.isoformat(), life.replacement) == (
-        "deprecated",
-        "2027-02-26",
-        "openai/gpt-4o-transcribe",
-    )
+@pytest.mark.parametrize("name", ["openai/whisper-1", "openai/gpt-4o-transcribe"])
+async def test_whisper_1_and_gpt_4o_transcribe_are_deprecated_for_gpt_transcribe(registry, name):
+    """Both go on 2027-02-26; gpt-4o-transcribe was named as whisper-1's replacement before, but it goes too."""
+    life = registry.get(name).lifecycle
+    assert (life.status, life.date.isoformat(), life.replacement) == ("deprecated", "2027-02-26", None)
+    assert "gpt-transcribe" in life.message(name, "openai") and "fal/wizper" in life.message(name, "openai")
 
 
 async def test_the_gpt_image_2_successor_runs_and_bills_the_reported_tokens(fake, hosted_ctx):
@@ -101,3 +103,21 @@ async def test_a_fal_request_that_fails_on_the_server_is_a_job_failure_and_costs
     with pytest.raises(JobFailedError, match="the model crashed"):
         await hosted("fal/flux-schnell").run({"prompt": "a barn"}, hosted_ctx)
     assert hosted_ctx.actual_cost_usd is None  # fal never charges server errors (fal FAQ)
+
+
+async def test_elevenlabs_refuses_text_over_the_models_limit_with_its_documented_status(fake, tmp_path):
+    """ElevenLabs answers 400 {"detail": {"status": "max_character_limit_exceeded", "message": …}} (its help centre,
+    "API - Error Code 400 or 401", read 2026-12-04); the fake answered a status name of its own."""
+    from generators.providers.elevenlabs import ElevenLabsClient
+
+    async with ElevenLabsClient() as eleven:
+        with pytest.raises(ProviderInputError) as info:
+            await eleven.text_to_speech(
+                "voice",
+                {"text": "a" * 10_001, "model_id": "eleven_multilingual_v2"},
+                output_format="mp3_44100_128",
+                dest=tmp_path / "out.mp3",
+            )
+    assert info.value.status_code == 400
+    assert "(HTTP 400): max_character_limit_exceeded: This request's text has 10001 characters" in str(info.value)
+    assert fake.submissions() == []

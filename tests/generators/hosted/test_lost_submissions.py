@@ -19,6 +19,7 @@ CASES = [
     ("openai/gpt-image-2", {"prompt": "a harbour at night", "quality": "low", "size": "1024x1024"}, "openai", 1),
     ("elevenlabs/flash-v2.5", {"text": "A harbour at night."}, "elevenlabs", 0),
     ("elevenlabs/sound-effects", {"text": "Waves on a harbour wall."}, "elevenlabs", 1),
+    ("kie/suno-v5", {"prompt": "a sea shanty about a harbour"}, "kie", 1),  # Kie documents no task listing
 ]
 
 
