@@ -13,6 +13,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import arun_deployment
 
+from flows.engine.records import read_run_result
+
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.objects import FlowRun
@@ -85,7 +87,8 @@ async def wait_for_runs(
 
 
 async def run_result(run: FlowRun) -> Any:
-    """The value a finished run returned, read from its persisted result; a failed run's exception is raised."""
+    """The value a finished run returned, read from its persisted result (in the workers' S3 store, or on this
+    machine); a failed run's exception is raised."""
     if run.state is None:
         raise ValueError(f"flow run {run.name} has no state")
-    return await run.state.aresult()
+    return await read_run_result(run.state)
