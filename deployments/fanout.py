@@ -35,8 +35,11 @@ async def submit_rows(
     tags: Iterable[str] | None = None,
     *,
     client: PrefectClient | None = None,
+    start: int = 1,
+    parameters: Mapping[str, Any] | None = None,
 ) -> list[UUID]:
-    """One flow run of `deployment` per row, named "<pipeline> · row <n>"; returns their ids in row order.
+    """One flow run of `deployment` per row, named "<pipeline> · row <n>" (n from `start`); returns their ids in
+    row order. `parameters` are the deployment's other parameters (refresh, store_url…), the same for every row.
 
     Called inside a flow, each run is linked to it as a subflow (`arun_deployment`'s default).
     """
@@ -44,10 +47,10 @@ async def submit_rows(
     async with _client(client) as api:
         runs = [
             await arun_deployment(
-                deployment, client=api, parameters={"pipeline": pipeline, "params": dict(row)},
+                deployment, client=api, parameters={**(parameters or {}), "pipeline": pipeline, "params": dict(row)},
                 flow_run_name=f"{pipeline} · row {n}", tags=tags, timeout=0,
             )
-            for n, row in enumerate(rows, start=1)
+            for n, row in enumerate(rows, start=start)
         ]  # fmt: skip
     return [run.id for run in runs]
 
