@@ -132,9 +132,16 @@ def test_a_batch_on_two_workers_writes_the_results_table_and_reruns_only_failed(
         fixed = write_csv(tmp_path / "rows.csv", [*ROWS[:2], {"who": "eve", "count": "5"}, *ROWS[2:]])
         again = batch(
             server, env, str(spec), str(fixed), "--on-workers", "--only-failed", str(tmp_path / "results.csv"),
-            "--out", str(tmp_path / "again"), "--json",
+            "--out", str(tmp_path / "again"),
         )  # fmt: skip
         assert again.returncode == 0, again.stderr[-3000:]
+        assert "1 completed · 0 from cache · 0 failed · 0 invalid" in again.stdout, again.stdout  # the terminal's table
+
+        # Every row is in the cache now: the plan reads them back and nothing is submitted.
+        cached = batch(server, env, str(spec), str(fixed), "--on-workers", "--out", str(tmp_path / "cached"))
+        assert cached.returncode == 0, cached.stderr[-3000:]
+        table = list(csv.DictReader((tmp_path / "cached.csv").open()))
+        assert [(r["status"], r["flow_run_id"]) for r in table] == [("cached", "")] * 5, table
         rerun = list(csv.DictReader((tmp_path / "again.csv").open()))
         assert [(r["row"], r["status"]) for r in rerun] == [("3", "completed")], rerun
     finally:
