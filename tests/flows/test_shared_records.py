@@ -44,7 +44,7 @@ RUN_NAMED_PIPELINE = textwrap.dedent(
     import asyncio, sys
     from deployments.pipelines import run_named_pipeline
     state = asyncio.run(run_named_pipeline(pipeline=sys.argv[1], return_state=True))
-    print(state.state_details.flow_run_id if state.is_completed() else f"FAILED {state.message}")
+    print(state.state_details.flow_run_id, "completed" if state.is_completed() else "failed")
     """
 )
 
@@ -135,32 +135,56 @@ def test_a_hit_from_a_shared_record_whose_object_is_gone_is_made_again(shared, t
     assert s3.head_object(Bucket=bucket, Key=note)["ContentLength"] > 0
 
 
-def test_a_pipeline_runs_return_value_written_on_one_machine_is_read_on_another(shared, tmp_path, monkeypatch):
+def named_pipeline_on(machine: dict[str, str], pipeline: str) -> tuple[str, str]:
+    """Run deployments/pipelines.py's flow as a worker would, in a process of `machine`: (flow run id, outcome)."""
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_NAMED_PIPELINE, pipeline], env=machine, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_id, outcome = done.stdout.strip().splitlines()[-1].split()
+    return run_id, outcome
+
+
+def read_on_this_machine(run_id: str, machine: dict[str, str], monkeypatch):
+    """`run_result` of the run, here. This machine needs no BOARDFLOW_STORE: the run's state names the record's
+    URL; only the S3 endpoint is asked."""
     from prefect.client.orchestration import get_client
 
     from deployments.fanout import run_result
 
+    for name in ("BOARDFLOW_DATA_DIR", "BOARDFLOW_S3_ENDPOINT_URL"):
+        monkeypatch.setenv(name, machine[name])
+
+    async def read():
+        async with get_client() as client:
+            return await run_result(await client.read_flow_run(run_id))
+
+    return asyncio.run(read())
+
+
+def test_a_pipeline_runs_return_value_written_on_one_machine_is_read_on_another(shared, tmp_path, monkeypatch):
     spec, s3, bucket, (one, two), _ = shared
-    done = subprocess.run(
-        [sys.executable, "-c", RUN_NAMED_PIPELINE, str(spec)], env=one, capture_output=True, text=True, timeout=240
-    )
-    assert done.returncode == 0 and not done.stdout.startswith("FAILED"), (done.stdout, done.stderr[-3000:])
-    run_id = done.stdout.strip().splitlines()[-1]
+    run_id, outcome = named_pipeline_on(one, str(spec))
+    assert outcome == "completed"
     shutil.rmtree(tmp_path / "machine-1")  # that machine is gone: only the store and the server remain
 
-    # This machine needs no BOARDFLOW_STORE: the run's state names the record's URL; only the endpoint is asked.
-    for name in ("BOARDFLOW_DATA_DIR", "BOARDFLOW_S3_ENDPOINT_URL"):
-        monkeypatch.setenv(name, two[name])
-
-    async def read() -> dict:
-        async with get_client() as client:
-            run = await client.read_flow_run(run_id)
-        return (await run_result(run)).model_dump(mode="json")
-
-    result = asyncio.run(read())
+    result = read_on_this_machine(run_id, two, monkeypatch).model_dump(mode="json")
     assert result["flow_run_id"] == run_id
     assert [r["status"] for r in result["records"]] == ["completed", "completed"], result
     text = result["outputs"]["echo"]["storage_url"]
     assert text.startswith(f"s3://{bucket}/{PREFIX}/objects/"), text
     body = s3.get_object(Bucket=bucket, Key=text.removeprefix(f"s3://{bucket}/"))["Body"].read().decode()
     assert body == "and a second note"
+
+
+def test_a_failed_runs_error_written_on_one_machine_is_raised_on_another(shared, tmp_path, monkeypatch):
+    from generators.errors import InputError
+
+    _, s3, bucket, (one, two), _ = shared
+    run_id, outcome = named_pipeline_on(one, str(tmp_path / "no-such-pipeline.yaml"))
+    assert outcome == "failed"
+    shutil.rmtree(tmp_path / "machine-1", ignore_errors=True)  # it failed before it needed its data folder
+    assert keys(s3, bucket, f"{RECORDS}/"), "the run's error was not written to the store"
+
+    with pytest.raises(InputError, match="No pipeline .*no-such-pipeline.yaml"):
+        read_on_this_machine(run_id, two, monkeypatch)
