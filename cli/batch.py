@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,6 +26,9 @@ from .common import (
     run_interruptible,
 )
 from .display import BatchDisplay
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 SetOpt = Annotated[
     list[str] | None,
@@ -58,25 +63,38 @@ def batch_command(
         bool, typer.Option("--force", help="With --out-dir: replace files that hold other bytes.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the batch summary as JSON for scripts.")] = False,
+    on_workers: Annotated[
+        bool,
+        typer.Option(
+            "--on-workers",
+            help="Run each row as a flow run of the `pipeline` deployment on the work pool's workers (any machine); "
+            "--concurrency is then the rows submitted and unfinished at once. Needs PREFECT_API_URL, "
+            "`prefect deploy --all` and a running `prefect worker start --pool boardflow`.",
+        ),
+    ] = False,
 ) -> None:
     """Run a pipeline once per CSV row: rows checked and the batch planned first, then run within provider limits.
 
     The spec, the CSV (file, encoding, header, columns), --set values and --only-failed are checked before
     Prefect starts; a row with a bad cell is reported by row and column and skipped (--strict: nothing runs).
+    By default the rows run in this process; with --on-workers they are spread over the pool's workers.
     """
-    from flows.batch.flow import batch
-
     try:
         model = PipelineSpec.resolve(spec)
         overrides = assignments(set_ or [])
         preflight(model, csv, overrides, only_failed)
         require_services()
+        if on_workers:
+            run_flow = workers_batch(spec)
+        else:
+            from flows.batch.flow import batch
+
+            run_flow = partial(batch, spec=model)
     except BoardflowError as exc:
         fail(exc)
 
     async def go() -> tuple[BaseException | None, str]:
-        state = await batch(
-            spec=model,
+        state = await run_flow(
             rows=str(csv),
             overrides=overrides,
             strict=strict,
@@ -111,6 +129,18 @@ def batch_command(
         print_run_url(run_id)
     if error is not None:
         fail(error)
+
+
+def workers_batch(spec: str) -> Callable[..., Awaitable[State]]:
+    """The on-workers batch flow for `spec`, once the server, the deployment, its pool and a worker are there."""
+    import asyncio
+
+    from deployments.worker_batch import batch_on_workers, check_workers
+
+    asyncio.run(check_workers())
+    # The workers resolve the pipeline themselves: a name in pipelines/, or a file at the same path on their machine.
+    pipeline = str(Path(spec).resolve()) if Path(spec).is_file() else spec
+    return partial(batch_on_workers, pipeline=pipeline)
 
 
 def preflight(spec: PipelineSpec, csv: Path, overrides: dict[str, str], only_failed: Path | None) -> None:

@@ -13,6 +13,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import arun_deployment
 
+from flows.engine.records import read_run_result
+
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.objects import FlowRun
@@ -33,8 +35,11 @@ async def submit_rows(
     tags: Iterable[str] | None = None,
     *,
     client: PrefectClient | None = None,
+    start: int = 1,
+    parameters: Mapping[str, Any] | None = None,
 ) -> list[UUID]:
-    """One flow run of `deployment` per row, named "<pipeline> · row <n>"; returns their ids in row order.
+    """One flow run of `deployment` per row, named "<pipeline> · row <n>" (n from `start`); returns their ids in
+    row order. `parameters` are the deployment's other parameters (refresh, store_url…), the same for every row.
 
     Called inside a flow, each run is linked to it as a subflow (`arun_deployment`'s default).
     """
@@ -42,10 +47,10 @@ async def submit_rows(
     async with _client(client) as api:
         runs = [
             await arun_deployment(
-                deployment, client=api, parameters={"pipeline": pipeline, "params": dict(row)},
+                deployment, client=api, parameters={**(parameters or {}), "pipeline": pipeline, "params": dict(row)},
                 flow_run_name=f"{pipeline} · row {n}", tags=tags, timeout=0,
             )
-            for n, row in enumerate(rows, start=1)
+            for n, row in enumerate(rows, start=start)
         ]  # fmt: skip
     return [run.id for run in runs]
 
@@ -85,7 +90,8 @@ async def wait_for_runs(
 
 
 async def run_result(run: FlowRun) -> Any:
-    """The value a finished run returned, read from its persisted result; a failed run's exception is raised."""
+    """The value a finished run returned, read from its persisted result (in the workers' S3 store, or on this
+    machine); a failed run's exception is raised."""
     if run.state is None:
         raise ValueError(f"flow run {run.name} has no state")
-    return await run.state.aresult()
+    return await read_run_result(run.state)

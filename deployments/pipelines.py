@@ -11,7 +11,7 @@ import flows  # noqa: F401  (offline-safe Prefect defaults, results under the da
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.engine.caching import result_storage_path
+from flows.engine.records import default_result_storage, with_result_storage
 from flows.pipeline.flow import PipelineRun, execute_pipeline
 from flows.pipeline.spec import PipelineSpec
 
@@ -29,14 +29,14 @@ def _run_name() -> str:
     return run_name(flow_run.name, flow_run.parameters.get("pipeline"))
 
 
-# The result (outputs, cost records) persists as JSON beside the task results (the worker's BOARDFLOW_DATA_DIR),
-# so a caller of the deployment can read it back. Named explicitly: a worker imports prefect before this module.
+# The result (outputs, cost records) persists as JSON beside the task results, so a caller of the deployment can
+# read it back: in the worker's S3 store (any machine), else its BOARDFLOW_DATA_DIR. Named explicitly: a worker
+# imports prefect before this module.
 @flow(
     name="boardflow-named-pipeline",
     flow_run_name=_run_name,
     validate_parameters=True,
     persist_result=True,
-    result_storage=result_storage_path(),
     result_serializer="json",
 )
 async def run_named_pipeline(
@@ -56,3 +56,6 @@ async def run_named_pipeline(
         store_block: Name of a saved artifact-store block to use instead of `store_url`.
     """
     return await execute_pipeline(PipelineSpec.resolve(pipeline), params or {}, refresh, store_url, store_block)
+
+
+with_result_storage(run_named_pipeline, default_result_storage())

@@ -62,9 +62,9 @@ NOT_HERE = {
     r'prefect worker start --pool boardflow --name "\$\(hostname\)" --limit 2': (
         "a worker of several machines: tests/deployments/test_scale_out.py runs two"
     ),
-    r"python - <<'EOF'\nimport asyncio\n\nfrom deployments.fanout .*": (
-        "fans rows out to the workers of several machines: tests/deployments/test_scale_out.py submits "
-        "and waits for rows the same way"
+    r"boardflow batch slideshow \S+ --on-workers --concurrency 4": (
+        "spreads rows over the workers of several machines (studio-server): "
+        "tests/deployments/test_batch_on_workers.py runs `boardflow batch --on-workers` on two workers"
     ),
 }
 

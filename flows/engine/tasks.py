@@ -25,8 +25,9 @@ from generators.storage import ArtifactStore
 
 from ..events import EventSink, StepProgress, current_sink
 from ..reporting.costs import artifact_key
-from .caching import GeneratorCachePolicy, ResultIndex, result_storage_path
+from .caching import GeneratorCachePolicy, ResultIndex
 from .locks import lock_manager
+from .records import result_storage, with_result_storage
 
 if TYPE_CHECKING:
     from ..pipeline.bind import StepCall
@@ -189,14 +190,13 @@ def generator_task(generator: BaseGenerator, store: ArtifactStore, **overrides: 
         return result
 
     policy = GeneratorCachePolicy(store_url=store.root_url, isolation_level="SERIALIZABLE", lock_manager=lock_manager())
-    return task(run_generator).with_options(
+    made = task(run_generator).with_options(
         name=generator.name,
         description=generator.description,
         task_run_name="{step} · " + generator.name,
         tags=task_tags(generator, config["tags"]),
         cache_policy=policy,
         persist_result=True,
-        result_storage=result_storage_path(),
         result_serializer="json",
         refresh_cache=config["refresh_cache"],
         retries=config["retries"],
@@ -204,6 +204,8 @@ def generator_task(generator: BaseGenerator, store: ArtifactStore, **overrides: 
         retry_condition_fn=_retry_only_transient,
         timeout_seconds=config["timeout_seconds"],
     )
+    # Results and cache records beside the artifacts in an S3 store, so every machine sees them (records.py).
+    return with_result_storage(made, result_storage(store))
 
 
 @dataclass(frozen=True)

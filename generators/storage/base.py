@@ -123,6 +123,14 @@ class ArtifactStore(ABC):
     async def write_json(self, key: str, data: dict) -> None: ...
 
     @abstractmethod
+    async def read_bytes(self, key: str) -> bytes | None:
+        """The whole small document at `key` (e.g. a Prefect result record) as bytes, or None when there is none."""
+
+    @abstractmethod
+    async def write_bytes(self, key: str, data: bytes) -> None:
+        """Write a small document at `key` atomically, replacing any there."""
+
+    @abstractmethod
     async def create_json(self, key: str, data: dict) -> bool:
         """Write only if `key` does not exist yet; True when this call created it."""
 

@@ -107,6 +107,21 @@ class LocalStore(ArtifactStore):
             tmp.unlink(missing_ok=True)
             raise
 
+    async def read_bytes(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    async def write_bytes(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        tmp = _write_aside(path, data)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
     async def create_json(self, key: str, data: dict) -> bool:
         path = self._path(key)
         # Write aside, then link into place: link() fails if the name exists, so exactly one writer wins
@@ -159,17 +174,18 @@ def _stat_token(st: os.stat_result) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 
-def _write_aside(path: Path, body: str) -> Path:
+def _write_aside(path: Path, body: str | bytes) -> Path:
     """`body` in a new hidden file beside `path`, complete on disk; on any failure nothing is left."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    data = body.encode("utf-8") if isinstance(body, str) else body
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:  # a full disk may only show when this flushes
-            fh.write(body)
+        with os.fdopen(fd, "wb") as fh:  # a full disk may only show when this flushes
+            fh.write(data)
     except BaseException as exc:
         os.unlink(name)
         if is_disk_full(exc):
-            raise disk_full_error(exc, path, len(body.encode("utf-8"))) from exc
+            raise disk_full_error(exc, path, len(data)) from exc
         raise
     return Path(name)
 

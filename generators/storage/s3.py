@@ -237,14 +237,9 @@ class S3Store(ArtifactStore):
         return await asyncio.to_thread(self._read_json, key)
 
     def _read_json(self, key: str) -> dict | None:
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"].read()
-        except ClientError as exc:
-            if self._is_missing(exc):
-                return None
-            raise self._error(exc, "read", key) from exc
-        except BotoCoreError as exc:
-            raise self._error(exc, "read", key) from exc
+        body = self._read_bytes(key)
+        if body is None:
+            return None
         try:
             return json.loads(body)
         except ValueError as exc:
@@ -252,14 +247,29 @@ class S3Store(ArtifactStore):
                 f"{self.url_for(key)} is not valid JSON ({exc}).", hint="Delete it to let boardflow rewrite it."
             ) from exc
 
+    async def read_bytes(self, key: str) -> bytes | None:
+        return await asyncio.to_thread(self._read_bytes, key)
+
+    def _read_bytes(self, key: str) -> bytes | None:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"].read()
+        except ClientError as exc:
+            if self._is_missing(exc):
+                return None
+            raise self._error(exc, "read", key) from exc
+        except BotoCoreError as exc:
+            raise self._error(exc, "read", key) from exc
+
     async def write_json(self, key: str, data: dict) -> None:
-        await asyncio.to_thread(self._put_json, key, data, False)
+        await asyncio.to_thread(self._put, key, _json_body(data), "application/json", False)
 
     async def create_json(self, key: str, data: dict) -> bool:
-        return await asyncio.to_thread(self._put_json, key, data, True)
+        return await asyncio.to_thread(self._put, key, _json_body(data), "application/json", True)
 
-    def _put_json(self, key: str, data: dict, create_only: bool) -> bool:
-        body = json.dumps(data, indent=1, sort_keys=True, default=str).encode("utf-8")
+    async def write_bytes(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self._put, key, data, "application/octet-stream", False)
+
+    def _put(self, key: str, body: bytes, content_type: str, create_only: bool) -> bool:
         # If-None-Match: * makes S3 itself refuse the write when the key exists (conditional writes,
         # on AWS since 2024, also in MinIO and R2), so of several concurrent writers exactly one wins.
         condition = {"IfNoneMatch": "*"} if create_only else {}
@@ -267,7 +277,7 @@ class S3Store(ArtifactStore):
         for attempt in range(attempts):
             try:
                 self.client.put_object(
-                    Bucket=self.bucket, Key=self._full(key), Body=body, ContentType="application/json", **condition
+                    Bucket=self.bucket, Key=self._full(key), Body=body, ContentType=content_type, **condition
                 )
                 return True
             except ClientError as exc:
@@ -335,6 +345,10 @@ class S3Store(ArtifactStore):
             )
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "sign a URL for", key) from exc
+
+
+def _json_body(data: dict) -> bytes:
+    return json.dumps(data, indent=1, sort_keys=True, default=str).encode("utf-8")
 
 
 def _fingerprint_of(head: dict) -> Fingerprint:

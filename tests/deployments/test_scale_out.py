@@ -70,9 +70,10 @@ def run_rows(server: PrefectServer, rows: list[dict], tag: str) -> list[FlowRun]
     return runs
 
 
-def test_two_workers_share_rows_store_and_cache(deployed: PrefectServer, tmp_path):
+def test_two_workers_share_rows_store_and_cache(deployed: PrefectServer, tmp_path, monkeypatch):
     server = deployed
     endpoint = start_moto(server)
+    monkeypatch.setenv("BOARDFLOW_S3_ENDPOINT_URL", endpoint)  # the runs' results are read from the bucket
     shared_data = tmp_path / "shared-data"  # Prefect's cache records and locks: one folder both workers see
     workers = {name: start_worker(server, name, endpoint, shared_data) for name in WORKERS}
     wait_until(lambda: on(server, lambda c: online_workers(c, POOL)) >= set(WORKERS), 90, "both workers online")

@@ -101,10 +101,10 @@ async def test_a_store_that_lost_its_data_and_got_it_back_empty_makes_everything
 
     state, again = await run_spec(CHAIN, **where)
     assert state.is_completed(), again
-    assert statuses(again["records"]) == {
-        "first": [("completed", "re-made: object missing")],
-        "second": [("completed", "re-made: object missing")],
-    }
+    # Locally Prefect's cache records outlive the store (they are in the data folder) and promise hits that must
+    # be refused; an S3 store holds them itself, so with it they are gone and nothing promises anything.
+    why = "re-made: object missing" if isinstance(store, LocalStore) else None
+    assert statuses(again["records"]) == {"first": [("completed", why)], "second": [("completed", why)]}
     final = again["outputs"]["text"]
     assert await stored_sha(store, final["storage_url"]) == final["sha256"]
     assert len(echo.calls) == 4

@@ -86,6 +86,16 @@ async def test_json_read_write_create(any_store):
     assert await any_store.read_json("locks/step-1.json") == {"owner": "first"}
 
 
+async def test_small_documents_as_bytes_round_trip_and_overwrite(any_store):
+    key = "prefect-results/" + "ab" * 32  # a Prefect result record, named by its cache key
+    assert await any_store.read_bytes(key) is None
+    await any_store.write_bytes(key, b'{"metadata": 1}\x00\xff')
+    assert await any_store.read_bytes(key) == b'{"metadata": 1}\x00\xff'
+    await any_store.write_bytes(key, b"second")
+    assert await any_store.read_bytes(key) == b"second"
+    assert await any_store.list_keys("prefect-results") == [key]  # nothing left aside
+
+
 async def test_concurrent_create_json_has_one_winner(any_store):
     key = "journal/concurrent.json"
     results = await asyncio.gather(*(any_store.create_json(key, {"writer": i}) for i in range(8)))
