@@ -21,6 +21,7 @@ from .common import (
     console,
     err_console,
     fail,
+    patient_temporary_server,
     print_run_url,
     require_services,
     run_interruptible,
@@ -114,13 +115,15 @@ def batch_command(
 
     display = BatchDisplay(err_console if as_json else console)
     try:
-        with display, subscribe(display):
+        with patient_temporary_server(), display, subscribe(display):
             error, run_id = run_interruptible(go)
     except Interrupted as stop:
         err_console.print(
             f"[yellow]Stopped {stop.how}.[/] Rows that finished are kept in the cache; run the same command to resume."
         )
         raise typer.Exit(stop.exit_code) from None
+    except BoardflowError as exc:  # the temporary server did not start
+        fail(exc)
     files = collect_rows(display.results, out_dir, force) if out_dir and store_block is None else {}
     if as_json:
         print(json.dumps({**display.summary, "run_id": run_id, "files": files}, default=str))

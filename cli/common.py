@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -89,6 +90,48 @@ def require_api() -> None:
             hint="Start one with `boardflow server` (it prints the URL to export), or `unset PREFECT_API_URL` to "
             "let boardflow run on a temporary server of its own.",
         )
+
+
+@contextmanager
+def patient_temporary_server() -> Iterator[None]:
+    """With no PREFECT_API_URL, a server of boardflow's own for this command, on the same database Prefect's
+    temporary one would use (the Prefect home's SQLite), stopped when the command ends.
+
+    Prefect's own temporary server answers about one batch row in two with 503 "database is locked" (the
+    subflow's task-run insert) and its client then sleeps 2 s; this one begins its writes IMMEDIATE, so they
+    wait for each other instead (deployments/database.py). The kernel kills it if this process dies uncleanly.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    from deployments.local_server import PrefectServer
+
+    # Its log (<Prefect home>/server.log) keeps what the server's loggers pass: this command's terminal quiet
+    # (PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=CRITICAL, set in cli/app.py) is not the server's.
+    quiet_ui = {"PREFECT_UI_ENABLED": "0", "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "DEBUG"}
+    server = PrefectServer(Path(PREFECT_HOME.value()), die_with_parent=True, extra_env=quiet_ui)
+    err_console.print("[dim]Starting a temporary Prefect server for this batch…[/]")
+    try:
+        server.start()
+    except TimeoutError as exc:
+        raise ConfigurationError(
+            f"The temporary Prefect server did not start: {exc}.",
+            hint=f"Read {server.home / 'server.log'}, or start one with `boardflow server` and export PREFECT_API_URL.",
+        ) from None
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            try:
+                yield
+            finally:
+                # Task runs and logs reach the server through these workers: deliver them before it stops.
+                EventsWorker.drain_all()
+                APILogWorker.drain_all()
+    finally:
+        server.stop()
 
 
 def require_services() -> None:

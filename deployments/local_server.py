@@ -18,6 +18,7 @@ from typing import TypeVar
 import httpx
 
 from generators.errors import ConfigurationError
+from generators.media import child_setup
 
 T = TypeVar("T")
 
@@ -142,6 +143,7 @@ class PrefectServer:
     port: int = 0
     startup_timeout: float = 120.0
     attached: bool = False  # output to our terminal and our process group (Ctrl-C reaches it), for the CLI
+    die_with_parent: bool = False  # killed by the kernel if this process dies uncleanly (a temporary server)
     extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     children: list[subprocess.Popen] = field(default_factory=list)
@@ -191,9 +193,15 @@ class PrefectServer:
         if self.attached:
             self.proc = subprocess.Popen([*args, "--analytics-off"], env=env)
         else:
+            setup = child_setup() if self.die_with_parent else None
             with open(self.home / "server.log", "ab") as log:
                 self.proc = subprocess.Popen(
-                    [*args, "--analytics-off"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    [*args, "--analytics-off"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=setup,
                 )
         try:
             wait_until(self._ready, self.startup_timeout, f"Prefect server at {self.api_url}/health")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from deployments.database import WaitingSqliteConfiguration, use_waiting_sqlite
@@ -39,7 +42,35 @@ def test_a_batch_on_boardflows_sqlite_server_gets_no_database_is_locked_503(tmp_
         )  # fmt: skip
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     assert (tmp_path / "results.csv").read_text().count(",completed,") == ROWS
-    log = (tmp_path / "home" / "server.log").read_text(errors="replace")
+    assert_no_locked_writes(tmp_path / "home" / "server.log")
+
+
+def test_a_batch_with_no_server_of_the_users_runs_on_a_waiting_temporary_one(tmp_path):
+    # Without PREFECT_API_URL, Prefect's own temporary server stalled the same way (2 s a row); boardflow now
+    # starts its own on the same database, delivers the runs' events to it, and stops it at the end.
+    spec, rows, home = tmp_path / "sqlite-rows.yaml", tmp_path / "rows.csv", tmp_path / "home"
+    spec.write_text(ONE_STEP)
+    rows.write_text("line\n" + "".join(f"row {i}\n" for i in range(ROWS)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "PREFECT_UI_URL"))}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_LOGGING_LEVEL="INFO", BOARDFLOW_DATA_DIR=str(tmp_path / "data"))
+    done = subprocess.run(
+        [BOARDFLOW, "batch", str(spec), str(rows), "--concurrency", "1", "--out", str(tmp_path / "results")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert (tmp_path / "results.csv").read_text().count(",completed,") == ROWS
+    assert_no_locked_writes(home / "server.log")
+    with sqlite3.connect(home / "prefect.db") as db:  # the runs stay in the project's database, steps included
+        assert db.execute("select count(*) from flow_run").fetchone()[0] == ROWS + 1
+        steps = db.execute("select count(*) from task_run where name like 'note %'").fetchone()[0]
+    assert steps == ROWS
+    server = re.search(r"Started server process \[(\d+)\]", (home / "server.log").read_text())
+    assert server is not None
+    assert not psutil.pid_exists(int(server.group(1)))  # stopped with the command
+
+
+def assert_no_locked_writes(server_log: Path) -> None:
+    log = server_log.read_text(errors="replace")
     statuses = re.findall(r'"(POST|PATCH|PUT|DELETE) (/api/\S+) HTTP/1.1" (\d{3})', log)
     created = [path for method, path, code in statuses if path == "/api/task_runs/" and code == "201"]
     assert len(created) >= ROWS  # every row's subflow has its parent task run: the log has what we look for
