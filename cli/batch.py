@@ -58,6 +58,15 @@ def batch_command(
         bool, typer.Option("--force", help="With --out-dir: replace files that hold other bytes.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the batch summary as JSON for scripts.")] = False,
+    max_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--max-rows",
+            min=1,
+            help="Refuse a CSV of more rows than this, before anything runs "
+            "(default: $BOARDFLOW_MAX_BATCH_ROWS, else 100,000).",
+        ),
+    ] = None,
 ) -> None:
     """Run a pipeline once per CSV row: rows checked and the batch planned first, then run within provider limits.
 
@@ -69,7 +78,7 @@ def batch_command(
     try:
         model = PipelineSpec.resolve(spec)
         overrides = assignments(set_ or [])
-        preflight(model, csv, overrides, only_failed)
+        preflight(model, csv, overrides, only_failed, max_rows, out_dir)
         require_services()
     except BoardflowError as exc:
         fail(exc)
@@ -86,6 +95,7 @@ def batch_command(
             store_block=store_block,
             results_path=str(out) if out else None,
             only_failed=str(only_failed) if only_failed else None,
+            max_rows=max_rows,
             return_state=True,
         )
         run_id = str(state.state_details.flow_run_id)
@@ -113,21 +123,35 @@ def batch_command(
         fail(error)
 
 
-def preflight(spec: PipelineSpec, csv: Path, overrides: dict[str, str], only_failed: Path | None) -> None:
+def preflight(
+    spec: PipelineSpec,
+    csv: Path,
+    overrides: dict[str, str],
+    only_failed: Path | None,
+    max_rows: int | None = None,
+    out_dir: Path | None = None,
+) -> None:
     """What the batch would refuse as a whole, refused before Prefect starts (row problems are the flow's)."""
-    from flows.batch.results import failed_rows
-    from flows.batch.rows import check_columns, check_overrides, read_rows, require_rows
+    from flows.batch.results import KEPT_RESULTS, failed_rows
+    from flows.batch.rows import RowSource, check_columns, check_overrides, require_rows
+    from flows.batch.rows import max_rows as row_cap
     from flows.pipeline.validate import validate
     from generators.registry import get_registry
 
     validate(spec, get_registry())
-    rows = read_rows(csv)
+    rows = RowSource(csv, row_cap(max_rows))
+    count = rows.count()
     if only_failed is None:
-        require_rows(rows, csv)
+        require_rows(count, rows)
     else:
-        failed_rows(str(only_failed), spec.name, len(rows))
-    check_columns(spec, rows)
+        failed_rows(str(only_failed), spec.name, count)
+    check_columns(spec, rows.columns())
     check_overrides(spec, overrides)
+    if out_dir is not None and count > KEPT_RESULTS:
+        raise InputError(
+            f"--out-dir copies the outputs of at most {KEPT_RESULTS:,} rows; {csv} has {count:,}.",
+            hint="Leave out --out-dir: the results CSV lists every row's output URLs.",
+        )
 
 
 def collect_rows(results: list, out_dir: Path, force: bool) -> dict[str, str]:

@@ -10,6 +10,7 @@ A deployment entrypoint (prefect.yaml), so its imports are absolute: Prefect loa
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal
@@ -24,21 +25,22 @@ from flows.batch import results as batch_results
 from flows.batch.limits import ProviderSlots, ensure_provider_limits
 from flows.batch.results import RowResult
 from flows.batch.rows import (
+    HELD_ROWS,
     BatchPlan,
+    BatchPlanner,
     BatchRow,
     BatchValidationError,
-    batch_plan,
+    RowSource,
     check_columns,
     check_overrides,
-    plan_row,
-    read_rows,
+    checked_rows,
     require_rows,
-    row_params,
 )
+from flows.batch.rows import max_rows as row_cap
 from flows.batch.runner import BatchRunner
 from flows.engine.liveness import run_hygiene
 from flows.engine.tasks import TaskExecutor
-from flows.events import BatchFinished, BatchPlanned, current_sink
+from flows.events import BatchFinished, BatchPlanned, Event, EventSink, RowDone, current_sink
 from flows.pipeline.flow import open_run_store
 from flows.pipeline.limits import Budget
 from flows.pipeline.runner import PipelineFailedError, PipelineRunner
@@ -56,12 +58,13 @@ _row_runner: ContextVar[PipelineRunner] = ContextVar("boardflow_row_runner")
 
 
 class BatchFailedError(BoardflowError):
-    def __init__(self, pipeline: str, failed: list[RowResult], results_csv: str):
-        self.failed = failed
+    def __init__(self, pipeline: str, failed: list[RowResult], results_csv: str, count: int | None = None):
+        self.failed = failed  # the first of them (a big batch keeps 20), `count` in all
+        count = len(failed) if count is None else count
         lines = "\n".join(f"  - row {r.row}: {r.error[:300]}" for r in failed[:20])
-        more = f"\n  … and {len(failed) - 20} more" if len(failed) > 20 else ""
+        more = f"\n  … and {count - 20} more" if count > 20 else ""
         super().__init__(
-            f"Batch of {pipeline!r}: {len(failed)} row(s) failed (the others finished):\n{lines}{more}",
+            f"Batch of {pipeline!r}: {count} row(s) failed (the others finished):\n{lines}{more}",
             hint=f"Fix the cause, then re-run only those rows with --only-failed {results_csv}.",
         )
 
@@ -113,6 +116,7 @@ async def batch(
     results_path: str | None = None,
     only_failed: str | None = None,
     previews: int = 6,
+    max_rows: int | None = None,
 ) -> dict[str, Any]:
     """Run a pipeline once per row of a CSV (path) or a list of parameter dicts.
 
@@ -132,11 +136,12 @@ async def batch(
         results_path: Where the results .csv and .parquet go (default: batches/ in the data folder).
         only_failed: An earlier results CSV: run only its failed and invalid rows.
         previews: How many rows' outputs get a preview on the batch's run.
+        max_rows: Refuse an input of more rows (default: $BOARDFLOW_MAX_BATCH_ROWS, else 100,000).
     """
     async with run_hygiene(str(flow_run.id)):  # its rows run in this process: a SIGKILL leaves them to mark Crashed
         return await _batch(
             spec, rows, overrides, strict, max_cost_usd, concurrency, refresh, store_url, store_block, results_path,
-            only_failed, previews,
+            only_failed, previews, max_rows,
         )  # fmt: skip
 
 
@@ -153,6 +158,7 @@ async def _batch(
     results_path: str | None,
     only_failed: str | None,
     previews: int,
+    max_rows: int | None,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     if concurrency < 1:
@@ -161,20 +167,21 @@ async def _batch(
     spec = PipelineSpec.resolve(spec)
     sink = current_sink()
     store = await open_run_store(store_url, store_block)
-    numbered = list(enumerate(read_rows(rows), start=1))
-    if not only_failed:
-        require_rows([raw for _, raw in numbered], rows)
+    source = RowSource(rows, row_cap(max_rows))
+    count = source.count()
+    wanted = None
     if only_failed:
-        wanted = batch_results.failed_rows(only_failed, spec.name, len(numbered))
-        numbered = [(n, raw) for n, raw in numbered if n in wanted]
-        logger.info("Re-running %d failed row(s) of %s", len(numbered), only_failed)
-    if not numbered:
+        wanted = batch_results.failed_rows(only_failed, spec.name, count)
+        logger.info("Re-running %d failed row(s) of %s", len(wanted), only_failed)
+    else:
+        require_rows(count, source)
+    if wanted is not None and not wanted:
         logger.info("No rows to run: every row of %s succeeded.", only_failed)
         summary = {"pipeline": spec.name, "rows": 0, "only_failed": only_failed}
         sink(BatchFinished(summary, []))
         return summary
     cap = Decimal(str(max_cost_usd)) if max_cost_usd is not None else None
-    plan = await prepare_batch(spec, numbered, overrides or {}, registry, store, refresh, cap)
+    plan = await prepare_batch(spec, source, overrides or {}, registry, store, refresh, cap, wanted)
     sink(BatchPlanned(plan))
     logger.info("Batch plan: %s", plan.summary())
     for problem in plan.problems:
@@ -189,45 +196,108 @@ async def _batch(
             cap_usd=plan.max_cost_usd,
         )
     providers = {registry.get(g).provider for s in spec.steps.values() for g in [s.generator, *s.fallbacks]}
+    writer = batch_results.ResultsWriter(
+        Path(results_path) if results_path else default_results_path(spec.name), spec.name
+    )
+    progress = _RowsWritten(writer, sink, plan.valid_count)
     runner = BatchRunner(
         spec, registry, store, refresh, ProviderSlots(await ensure_provider_limits(providers)),
-        Budget(plan.max_cost_usd, what="the batch's cap"), TaskExecutor(store), sink,
+        Budget(plan.max_cost_usd, what="the batch's cap"), TaskExecutor(store), progress,
     )  # fmt: skip
-    results = await runner.run(plan, concurrency, _row_subflow)
-    results += [batch_results.invalid(r, spec.name) for r in plan.rows if not r.valid]
-    results.sort(key=lambda r: r.row)
-    stem = Path(results_path) if results_path else default_results_path(spec.name)
-    csv_path, parquet_path = batch_results.write(results, stem)
-    summary = batch_results.summary(spec.name, results, str(csv_path), str(parquet_path))
-    await batch_results.publish(spec.name, results, summary, store, previews)
-    sink(BatchFinished(summary, results))
-    failed = [r for r in results if r.status == "failed"]
-    if failed:
-        raise BatchFailedError(spec.name, failed, str(csv_path))
+    try:
+        async for part in planned_parts(spec, plan, source, overrides or {}, registry, store, refresh, wanted):
+            writer.expect([r.row for r in part.rows])
+            for row in part.rows:
+                if not row.valid:
+                    writer.add(batch_results.invalid(row, spec.name))
+            await runner.run(part, concurrency, _row_subflow)
+            progress.part_done()
+    except BaseException:
+        writer.close(finished=False)  # the rows that finished stay in the files
+        raise
+    csv_path, parquet_path = writer.close()
+    summary = writer.summary()
+    await batch_results.publish(spec.name, writer.kept, summary, store, previews)
+    sink(BatchFinished(summary, writer.kept))
+    if writer.counts["failed"]:
+        raise BatchFailedError(spec.name, writer.failed, str(csv_path), writer.counts["failed"])
     return summary
+
+
+class _RowsWritten:
+    """The batch's event sink for its runner: each finished row goes to the results files at once, and a row's
+    progress counts the rows of the batch's earlier parts too (the runner runs one part of a big batch at a time)."""
+
+    def __init__(self, writer: batch_results.ResultsWriter, sink: EventSink, total: int) -> None:
+        self.writer, self.sink, self.total = writer, sink, total
+        self.done = self.failed = 0  # in the parts before the one running
+        self._last = (0, 0)
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RowDone):
+            self.writer.add(event.result)
+            self._last = (event.done, event.failed)
+            event = RowDone(event.result, self.done + event.done, self.failed + event.failed, self.total)
+        self.sink(event)
+
+    def part_done(self) -> None:
+        self.done, self.failed = self.done + self._last[0], self.failed + self._last[1]
+        self._last = (0, 0)
 
 
 async def prepare_batch(
     spec: PipelineSpec,
-    raw_rows: list[tuple[int, dict[str, Any]]],
+    rows: RowSource,
     overrides: dict[str, Any],
     registry: Registry,
     store: ArtifactStore,
     refresh: bool = False,
     max_cost_usd: Decimal | None = None,
+    wanted: set[int] | None = None,
 ) -> BatchPlan:
-    """Check the pipeline once and every row against it, plan every good row; nothing is run."""
+    """Check the pipeline once and every row against it, plan every good row, as the rows stream; nothing is run.
+
+    `wanted`: only these row numbers (--only-failed). The plan keeps the first rows whole (see `BatchPlan`).
+    """
     order = validate(spec, registry)
-    check_columns(spec, [raw for _, raw in raw_rows])
+    check_columns(spec, rows.columns())
     fixed = check_overrides(spec, overrides)
-    planned: list[BatchRow] = []
-    for number, raw in raw_rows:
-        row = row_params(spec, number, raw, fixed)
-        if row.valid:
-            await plan_row(spec, order, row, registry, store, refresh)
-        planned.append(row)
     cap = max_cost_usd if max_cost_usd is not None else spec.max_cost_usd
-    return batch_plan(spec.name, planned, cap)
+    planner = BatchPlanner(spec.name, cap)
+    async for row in checked_rows(spec, order, _only(rows, wanted), fixed, registry, store, refresh):
+        planner.add(row)
+    return planner.plan
+
+
+async def planned_parts(
+    spec: PipelineSpec,
+    plan: BatchPlan,
+    rows: RowSource,
+    overrides: dict[str, Any],
+    registry: Registry,
+    store: ArtifactStore,
+    refresh: bool,
+    wanted: set[int] | None,
+) -> AsyncIterator[BatchPlan]:
+    """The batch in parts of at most HELD_ROWS rows, each with its rows planned: a plan that holds every row is
+    one part; a bigger batch's rows are read and planned again, a part at a time, just before they run."""
+    if plan.complete:
+        yield plan
+        return
+    order = validate(spec, registry)
+    fixed = check_overrides(spec, overrides)
+    part: list[BatchRow] = []
+    async for row in checked_rows(spec, order, _only(rows, wanted), fixed, registry, store, refresh):
+        part.append(row)
+        if len(part) == HELD_ROWS:
+            yield BatchPlan(plan.pipeline, part, {}, plan.max_cost_usd, len(part), sum(r.valid for r in part))
+            part = []
+    if part:
+        yield BatchPlan(plan.pipeline, part, {}, plan.max_cost_usd, len(part), sum(r.valid for r in part))
+
+
+def _only(rows: RowSource, wanted: set[int] | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    return (numbered for numbered in rows if wanted is None or numbered[0] in wanted)
 
 
 def default_results_path(pipeline: str) -> Path:

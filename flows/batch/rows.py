@@ -6,10 +6,11 @@ import csv
 import difflib
 import math
 import os
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from generators.errors import InputError, InputValidationError
 from generators.registry import Registry
@@ -65,58 +66,118 @@ class BatchRow:
         )
 
 
-def max_rows() -> int:
-    """The most rows one batch takes: $BOARDFLOW_MAX_BATCH_ROWS, else 100,000."""
-    return int(os.environ.get("BOARDFLOW_MAX_BATCH_ROWS", "100000"))
+MAX_ROWS_ENV = "BOARDFLOW_MAX_BATCH_ROWS"
+DEFAULT_MAX_ROWS = 100_000
 
 
-def read_rows(source: str | Path | list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows as dicts: a list is taken as given; a CSV path is read as a stream with every cell kept as written
-    ("007" stays "007", an empty cell stays "" = not given). Refused, with the line: a missing or empty file,
-    text that is not UTF-8, a row with more cells than the header, more rows than `max_rows()`."""
-    cap = max_rows()
-    if isinstance(source, list):
-        if len(source) > cap:
-            raise InputError(f"The batch has {len(source):,} rows, over the limit of {cap:,}.", hint=_CAP_HINT)
-        return [dict(row) for row in source]
-    path = Path(source)
-    if not path.is_file():
-        raise InputError(f"No batch CSV at {path}.", hint="Pass the path of a CSV file (see deployments/batches/).")
-    rows: list[dict[str, Any]] = []
+def max_rows(given: int | None = None) -> int:
+    """The most rows one batch takes: `given` (`--max-rows`), else $BOARDFLOW_MAX_BATCH_ROWS, else 100,000."""
+    where, raw = ("--max-rows", given) if given is not None else (MAX_ROWS_ENV, os.environ.get(MAX_ROWS_ENV))
+    if raw is None or raw == "":
+        return DEFAULT_MAX_ROWS
     try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.reader(fh)
+        cap = int(raw)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise InputError(f"{where} must be a whole number of rows, at least 1; got {raw!r}.", hint=_CAP_HINT)
+    return cap
+
+
+class RowSource:
+    """A batch's input rows, read as a stream each time they are iterated, so a big CSV is never all in memory.
+
+    A list is taken as given; a CSV is read with every cell kept as written ("007" stays "007", an empty cell
+    stays "" = not given). Refused, with the line: a missing or empty file, text that is not UTF-8, a row with
+    more cells than the header; `count()` also refuses more rows than the cap (`max_rows()`).
+    """
+
+    def __init__(self, source: str | Path | list[dict[str, Any]], cap: int | None = None) -> None:
+        self.source = source
+        self.cap = max_rows() if cap is None else cap
+
+    @property
+    def where(self) -> str:
+        return str(self.source) if isinstance(self.source, str | Path) else "The list of rows"
+
+    def columns(self) -> set[str]:
+        if isinstance(self.source, list):
+            return {c for row in self.source for c in row}
+        with self._open() as fh:
+            return set(self._header(csv.reader(fh))) - {""}
+
+    def count(self) -> int:
+        """How many rows there are; over the cap, an error naming the cap, the count and how to raise it."""
+        count = sum(1 for _ in self._cells()) if isinstance(self.source, str | Path) else len(self.source)
+        if count > self.cap:
+            raise InputError(
+                f"{self.where} has {count:,} rows, over the batch row cap of {self.cap:,}; nothing was run.",
+                hint=_CAP_HINT,
+            )
+        return count
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(row number, row), the number 1-based and counting data rows only (not the header, not blank lines)."""
+        if isinstance(self.source, list):
+            yield from ((n, dict(row)) for n, row in enumerate(self.source, start=1))
+            return
+        for number, (header, cells) in enumerate(self._cells(), start=1):
+            yield number, dict(zip(header, [*cells, *[""] * (len(header) - len(cells))], strict=True))
+
+    def _open(self) -> IO[str]:
+        path = Path(self.source)  # type: ignore[arg-type]
+        if not path.is_file():
+            raise InputError(f"No batch CSV at {path}.", hint="Pass the path of a CSV file (see deployments/batches/).")
+        return path.open(encoding="utf-8-sig", newline="")
+
+    def _header(self, reader: Any) -> list[str]:
+        try:
             header = [c.strip() for c in next(reader, [])]
-            if not any(header):
-                raise InputError(f"{path} is empty: it has no header row.", hint=_HEADER_HINT)
-            for cells in reader:
-                if not any(c.strip() for c in cells):
-                    continue  # a blank line is no row
-                if len(cells) > len(header):
-                    raise InputError(
-                        f"{path}, line {reader.line_num}: {len(cells)} cells, but the header names {len(header)}.",
-                        hint="Quote cells that contain commas, or add the missing column to the header.",
-                    )
-                if len(rows) == cap:
-                    raise InputError(f"{path} has more than {cap:,} rows.", hint=_CAP_HINT)
-                rows.append(dict(zip(header, [*cells, *[""] * (len(header) - len(cells))], strict=True)))
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{path} is not UTF-8 text (a byte that is not UTF-8 near data row {len(rows) + 1}: {exc.reason}).",
+        except UnicodeDecodeError as exc:
+            raise self._not_utf8(exc, 0) from None
+        if not any(header):
+            raise InputError(f"{self.source} is empty: it has no header row.", hint=_HEADER_HINT)
+        return header
+
+    def _cells(self) -> Iterator[tuple[list[str], list[str]]]:
+        """(header, cells) of each data row, its cells checked against the header's width."""
+        number = 0
+        with self._open() as fh:
+            reader = csv.reader(fh)
+            header = self._header(reader)
+            try:
+                for cells in reader:
+                    if not any(c.strip() for c in cells):
+                        continue  # a blank line is no row
+                    if len(cells) > len(header):
+                        raise InputError(
+                            f"{self.source}, line {reader.line_num}: {len(cells)} cells, but the header names "
+                            f"{len(header)}.",
+                            hint="Quote cells that contain commas, or add the missing column to the header.",
+                        )
+                    number += 1
+                    yield header, cells
+            except UnicodeDecodeError as exc:
+                raise self._not_utf8(exc, number) from None
+            except csv.Error as exc:
+                raise InputError(f"{self.source}: not a readable CSV ({exc}).") from None
+
+    def _not_utf8(self, exc: UnicodeDecodeError, rows_read: int) -> InputError:
+        return InputError(
+            f"{self.source} is not UTF-8 text (a byte that is not UTF-8 near data row {rows_read + 1}: {exc.reason}).",
             hint="Save the CSV as UTF-8 (spreadsheet apps: 'CSV UTF-8').",
-        ) from None
-    except csv.Error as exc:
-        raise InputError(f"{path}: not a readable CSV ({exc}).") from None
-    return rows
+        )
 
 
 _HEADER_HINT = "The first line names the pipeline's parameters, one column each; each line after it is a row."
-_CAP_HINT = "Split the batch into several files, or raise BOARDFLOW_MAX_BATCH_ROWS."
+_CAP_HINT = (
+    f"Raise the cap with --max-rows N (or {MAX_ROWS_ENV}=N; the default is {DEFAULT_MAX_ROWS:,}), "
+    "or split the batch into several files."
+)
 
 
-def check_columns(spec: PipelineSpec, rows: list[dict[str, Any]]) -> None:
+def check_columns(spec: PipelineSpec, columns: set[str]) -> None:
     """A column that is no parameter is a typo in every row: refuse the batch and name it."""
-    columns = {c for row in rows for c in row}
     unknown = sorted(columns - set(spec.params) - {OVERRIDES_COLUMN})
     if unknown:
         known = [*spec.params, OVERRIDES_COLUMN]
@@ -129,10 +190,9 @@ def check_columns(spec: PipelineSpec, rows: list[dict[str, Any]]) -> None:
         )
 
 
-def require_rows(rows: list[dict[str, Any]], source: str | Path | list[dict[str, Any]]) -> None:
-    if not rows:
-        where = source if isinstance(source, str | Path) else "The list of rows"
-        raise InputError(f"{where} has no data rows: nothing to run.", hint=_HEADER_HINT)
+def require_rows(count: int, rows: RowSource) -> None:
+    if not count:
+        raise InputError(f"{rows.where} has no data rows: nothing to run.", hint=_HEADER_HINT)
 
 
 def check_overrides(spec: PipelineSpec, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -265,12 +325,22 @@ class StepTotals:
     approximate: bool = False
 
 
+HELD_ROWS = 1000  # rows a plan keeps whole (with their step plans); a bigger batch is planned again as it runs
+
+
 @dataclass
 class BatchPlan:
     pipeline: str
-    rows: list[BatchRow]
+    rows: list[BatchRow]  # every row, with its plan, up to HELD_ROWS of them; beyond that only the invalid ones
     steps: dict[str, StepTotals]
     max_cost_usd: Decimal | None
+    row_count: int = 0  # rows checked, valid or not
+    valid_count: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """`rows` holds every row of the batch: it can run from them without planning its rows again."""
+        return len(self.rows) == self.row_count
 
     @property
     def valid_rows(self) -> list[BatchRow]:
@@ -297,31 +367,68 @@ class BatchPlan:
         runs = sum(s.runs for s in self.steps.values())
         hits = sum(s.cached + s.repeats for s in self.steps.values())
         return (
-            f"{len(self.valid_rows)} row(s) to run, {len(self.rows) - len(self.valid_rows)} invalid; "
+            f"{self.valid_count} row(s) to run, {self.row_count - self.valid_count} invalid; "
             f"{runs} step run(s), {hits} expected from cache; estimated {usd(self.total_usd)}{cap}"
         )
 
 
-def batch_plan(pipeline: str, rows: list[BatchRow], max_cost_usd: Decimal | None) -> BatchPlan:
-    """Rows × steps, minus steps already cached and steps an earlier row of this batch will make."""
-    steps: dict[str, StepTotals] = {}
-    seen: set[str] = set()
-    for row in rows:
-        if not row.valid or row.plan is None:
-            continue
+class BatchPlanner:
+    """Adds up a batch's plan one row at a time, so a big batch's rows need not all be held at once.
+
+    What it keeps grows only by the invalid rows (their problems) and 32 bytes per distinct cache key (to
+    count a step an earlier row will make as a repeat, made once and then a cache hit).
+    """
+
+    def __init__(self, pipeline: str, max_cost_usd: Decimal | None, held: int = HELD_ROWS) -> None:
+        self.plan = BatchPlan(pipeline, [], {}, max_cost_usd)
+        self.held = held
+        self._seen: set[bytes] = set()
+
+    def add(self, row: BatchRow) -> None:
+        plan = self.plan
+        plan.row_count += 1
+        if not row.valid:
+            row.params = {}
+            plan.rows.append(row)
+            return
+        plan.valid_count += 1
+        if len(plan.rows) == plan.row_count - 1:  # every row so far is held
+            if len(plan.rows) < self.held:
+                plan.rows.append(row)
+            else:  # one too many: from now on only the invalid rows are kept
+                plan.rows = [r for r in plan.rows if not r.valid]
+        if row.plan is None:
+            return
         for planned in row.plan.steps:
-            totals = steps.setdefault(planned.step, StepTotals(planned.step, planned.generator))
+            totals = plan.steps.setdefault(planned.step, StepTotals(planned.step, planned.generator))
             totals.approximate |= planned.uncertain
             for estimate, hit, key in zip(planned.estimates, planned.cached, planned.keys, strict=True):
                 totals.runs += 1
+                seen = key is not None and bytes.fromhex(key) in self._seen
                 if hit:
                     totals.cached += 1
                     totals.saved_usd += estimate
-                elif key is not None and key in seen:
+                elif seen:
                     totals.repeats += 1
                     totals.saved_usd += estimate
                 else:
                     totals.estimate_usd += estimate
                     if key is not None:
-                        seen.add(key)
-    return BatchPlan(pipeline, rows, steps, max_cost_usd)
+                        self._seen.add(bytes.fromhex(key))
+
+
+async def checked_rows(
+    spec: PipelineSpec,
+    order: list[str],
+    rows: Iterable[tuple[int, dict[str, Any]]],
+    overrides: dict[str, Any],
+    registry: Registry,
+    store: ArtifactStore,
+    refresh: bool = False,
+) -> AsyncIterator[BatchRow]:
+    """Each row checked and, when valid, planned: one at a time, as the rows are read."""
+    for number, raw in rows:
+        row = row_params(spec, number, raw, overrides)
+        if row.valid:
+            await plan_row(spec, order, row, registry, store, refresh)
+        yield row
