@@ -33,7 +33,9 @@ SetOpt = Annotated[
 
 def batch_command(
     spec: SpecArg,
-    csv: Annotated[Path, typer.Argument(help="CSV whose columns are the pipeline's parameters; one run per row.")],
+    csv: Annotated[
+        Path, typer.Argument(help="CSV (or .parquet) whose columns are the pipeline's parameters; one run per row.")
+    ],
     set_: SetOpt = None,
     strict: Annotated[bool, typer.Option("--strict", help="Run nothing if any row is invalid.")] = False,
     max_cost: Annotated[

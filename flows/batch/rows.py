@@ -12,6 +12,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from generators.errors import InputError, InputValidationError
 from generators.registry import Registry
 from generators.storage import ArtifactStore
@@ -85,11 +88,12 @@ def max_rows(given: int | None = None) -> int:
 
 
 class RowSource:
-    """A batch's input rows, read as a stream each time they are iterated, so a big CSV is never all in memory.
+    """A batch's input rows, read as a stream each time they are iterated, so a big file is never all in memory.
 
     A list is taken as given; a CSV is read with every cell kept as written ("007" stays "007", an empty cell
     stays "" = not given). Refused, with the line: a missing or empty file, text that is not UTF-8, a row with
-    more cells than the header; `count()` also refuses more rows than the cap (`max_rows()`).
+    more cells than the header; `count()` also refuses more rows than the cap (`max_rows()`). A `.parquet`
+    file is read a row group at a time, its cells typed as stored (a null is not given).
     """
 
     def __init__(self, source: str | Path | list[dict[str, Any]], cap: int | None = None) -> None:
@@ -100,15 +104,24 @@ class RowSource:
     def where(self) -> str:
         return str(self.source) if isinstance(self.source, str | Path) else "The list of rows"
 
+    @property
+    def parquet(self) -> bool:
+        return isinstance(self.source, str | Path) and Path(self.source).suffix.lower() == ".parquet"
+
     def columns(self) -> set[str]:
         if isinstance(self.source, list):
             return {c for row in self.source for c in row}
+        if self.parquet:
+            return set(self._parquet_file().schema_arrow.names)
         with self._open() as fh:
             return set(self._header(csv.reader(fh))) - {""}
 
     def count(self) -> int:
         """How many rows there are; over the cap, an error naming the cap, the count and how to raise it."""
-        count = sum(1 for _ in self._cells()) if isinstance(self.source, str | Path) else len(self.source)
+        if isinstance(self.source, list):
+            count = len(self.source)
+        else:
+            count = self._parquet_file().metadata.num_rows if self.parquet else sum(1 for _ in self._cells())
         if count > self.cap:
             raise InputError(
                 f"{self.where} has {count:,} rows, over the batch row cap of {self.cap:,}; nothing was run.",
@@ -121,14 +134,31 @@ class RowSource:
         if isinstance(self.source, list):
             yield from ((n, dict(row)) for n, row in enumerate(self.source, start=1))
             return
+        if self.parquet:
+            batches = self._parquet_file().iter_batches(batch_size=1000)
+            yield from enumerate((row for batch in batches for row in batch.to_pylist()), start=1)
+            return
         for number, (header, cells) in enumerate(self._cells(), start=1):
             yield number, dict(zip(header, [*cells, *[""] * (len(header) - len(cells))], strict=True))
 
-    def _open(self) -> IO[str]:
+    def _path(self) -> Path:
         path = Path(self.source)  # type: ignore[arg-type]
         if not path.is_file():
-            raise InputError(f"No batch CSV at {path}.", hint="Pass the path of a CSV file (see deployments/batches/).")
-        return path.open(encoding="utf-8-sig", newline="")
+            raise InputError(
+                f"No batch {'Parquet file' if self.parquet else 'CSV'} at {path}.",
+                hint="Pass the path of a CSV or .parquet file (see deployments/batches/).",
+            )
+        return path
+
+    def _open(self) -> IO[str]:
+        return self._path().open(encoding="utf-8-sig", newline="")
+
+    def _parquet_file(self) -> pq.ParquetFile:
+        path = self._path()
+        try:
+            return pq.ParquetFile(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{path} is not a readable Parquet file ({exc}).") from None
 
     def _header(self, reader: Any) -> list[str]:
         try:
@@ -167,6 +197,13 @@ class RowSource:
             f"{self.source} is not UTF-8 text (a byte that is not UTF-8 near data row {rows_read + 1}: {exc.reason}).",
             hint="Save the CSV as UTF-8 (spreadsheet apps: 'CSV UTF-8').",
         )
+
+
+def read_rows(source: str | Path | list[dict[str, Any]], cap: int | None = None) -> list[dict[str, Any]]:
+    """Every row as a dict, once the cap is checked: for a script over a small CSV (a batch streams `RowSource`)."""
+    rows = RowSource(source, cap)
+    rows.count()
+    return [raw for _, raw in rows]
 
 
 _HEADER_HINT = "The first line names the pipeline's parameters, one column each; each line after it is a row."
@@ -216,6 +253,8 @@ def cell_value(param: ParamSpec, name: str, cell: Any) -> Any:
     """A cell as a typed parameter value; `_MISSING` for an empty cell. JSON/YAML text for list/object."""
     if cell is None or (isinstance(cell, float) and math.isnan(cell)) or (isinstance(cell, str) and not cell.strip()):
         return _MISSING
+    if param.type == "integer" and isinstance(cell, float) and cell.is_integer():
+        cell = int(cell)  # a typed file's integer column with a null in it is stored as floats (pandas does so)
     if isinstance(cell, str) and param.type in ("list", "object"):
         cell = load_yaml(cell, f"the {param.type} in this cell", max_bytes=CELL_MAX_BYTES)
     return param.check(name, cell)
@@ -404,17 +443,17 @@ class BatchPlanner:
             totals.approximate |= planned.uncertain
             for estimate, hit, key in zip(planned.estimates, planned.cached, planned.keys, strict=True):
                 totals.runs += 1
-                seen = key is not None and bytes.fromhex(key) in self._seen
+                digest = bytes.fromhex(key) if key is not None else None
                 if hit:
                     totals.cached += 1
                     totals.saved_usd += estimate
-                elif seen:
+                elif digest in self._seen:
                     totals.repeats += 1
                     totals.saved_usd += estimate
                 else:
                     totals.estimate_usd += estimate
-                    if key is not None:
-                        self._seen.add(bytes.fromhex(key))
+                    if digest is not None:
+                        self._seen.add(digest)
 
 
 async def checked_rows(

@@ -94,7 +94,7 @@ def _result(row: int) -> RowResult:
 
 
 def test_results_are_written_in_row_order_as_rows_finish_in_row_groups(tmp_path):
-    writer = ResultsWriter(tmp_path / "res", "p", group_rows=2)
+    writer = ResultsWriter(tmp_path / "res", "p", keep=3, group_rows=2)
     writer.expect([1, 2, 3, 4, 5])
 
     def rows_on_disk() -> list[int]:
@@ -112,6 +112,7 @@ def test_results_are_written_in_row_order_as_rows_finish_in_row_groups(tmp_path)
     assert parquet.metadata.num_row_groups == 3  # 2 + 2 + 1
     assert list(pd.read_parquet(parquet_path)["row"]) == [1, 2, 3, 4, 5]
     assert writer.summary()["completed"] == 5 and writer.summary()["rows"] == 5
+    assert [r.row for r in writer.kept] == [1, 2, 3]  # what the artifacts show; the files hold every row
 
 
 class Peeker(Echo):
@@ -153,3 +154,19 @@ async def test_a_batch_bigger_than_one_planned_part_runs_part_by_part(prefect_ap
         assert list(table["row"]) == list(range(1, count + 1))
         assert {n for n, s in zip(table["row"], table["status"], strict=True) if s == "completed"} == good
     assert (result["rows"], result["completed"], result["invalid"]) == (count, 4, count - 4)
+
+
+async def test_a_parquet_input_streams_typed_cells_and_keeps_to_the_cap(data_dir, registry, tmp_path):
+    registry.register(Echo("test/echo", provider="local"))
+    registry.register(Echo("test/tail", provider="local"))
+    path = tmp_path / "rows.parquet"
+    pd.DataFrame({"text": ["one", "two", "three"], "times": [1, None, 3]}).to_parquet(path)
+    spec = PipelineSpec.resolve(echo_spec())
+    plan = await prepare_batch(spec, RowSource(path), {}, registry, open_store())
+    assert (plan.row_count, plan.valid_count) == (3, 3), plan.problems
+    assert [(r.params["text"], r.params["times"]) for r in plan.rows] == [("one", 1), ("two", 1), ("three", 3)]
+    with pytest.raises(InputError, match="has 3 rows, over the batch row cap of 2"):
+        RowSource(path, cap=2).count()
+    (tmp_path / "fake.parquet").write_text("text\nnot parquet\n")
+    with pytest.raises(InputError, match="fake.parquet is not a readable Parquet file"):
+        RowSource(tmp_path / "fake.parquet").count()
