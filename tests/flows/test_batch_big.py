@@ -12,9 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from bench.plan_bench import write_csv as write_slides
 from cli.app import app
 from flows.batch.flow import prepare_batch
-from flows.batch.results import ResultsWriter, RowResult
+from flows.batch.results import KEPT_RESULTS, ResultsWriter, RowResult
 from flows.batch.rows import HELD_ROWS, RowSource
 from flows.pipeline.spec import PipelineSpec
 from generators.errors import InputError
@@ -55,6 +56,13 @@ def test_the_cli_refuses_a_csv_over_the_cap_before_prefect_starts(data_dir, regi
 
     result = CliRunner().invoke(app, ["batch", "slideshow", csv, "--max-rows", "0"], env=env)
     assert result.exit_code == 2 and "--max-rows" in result.output  # typer's own range check
+
+    many = tmp_path / "many.csv"
+    write_slides(many, KEPT_RESULTS + 1)
+    out_dir = ["--out-dir", str(tmp_path / "out"), "--max-rows", "10000"]
+    result = CliRunner().invoke(app, ["batch", "slideshow", str(many), *out_dir], env=env)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1 and f"--out-dir copies the outputs of at most {KEPT_RESULTS:,} rows" in text, text
 
     monkeypatch.setenv("BOARDFLOW_MAX_BATCH_ROWS", "lots")
     result = CliRunner().invoke(app, ["batch", "slideshow", csv], env=env)
