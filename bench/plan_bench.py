@@ -49,7 +49,7 @@ def peak_rss_mib() -> float:
 
 async def child(rows: int, folder: Path) -> dict:
     from flows.batch.flow import prepare_batch
-    from flows.batch.rows import RowSource
+    from flows.batch.source import RowSource
     from flows.pipeline import PipelineSpec
     from generators.registry import get_registry
     from generators.storage import open_store

@@ -134,9 +134,11 @@ def preflight(
     out_dir: Path | None = None,
 ) -> None:
     """What the batch would refuse as a whole, refused before Prefect starts (row problems are the flow's)."""
-    from flows.batch.results import KEPT_RESULTS, failed_rows
-    from flows.batch.rows import RowSource, check_columns, check_overrides, require_rows
-    from flows.batch.rows import max_rows as row_cap
+    from flows.batch.results import failed_rows
+    from flows.batch.rows import check_columns, check_overrides
+    from flows.batch.source import RowSource, require_rows
+    from flows.batch.source import max_rows as row_cap
+    from flows.batch.writer import KEPT_RESULTS
     from flows.pipeline.validate import validate
     from generators.registry import get_registry
 

@@ -10,7 +10,6 @@ A deployment entrypoint (prefect.yaml), so its imports are absolute: Prefect loa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal
@@ -25,22 +24,23 @@ from flows.batch import results as batch_results
 from flows.batch.limits import ProviderSlots, ensure_provider_limits
 from flows.batch.results import RowResult
 from flows.batch.rows import (
-    HELD_ROWS,
     BatchPlan,
     BatchPlanner,
     BatchRow,
     BatchValidationError,
-    RowSource,
     check_columns,
     check_overrides,
     checked_rows,
-    require_rows,
+    only_rows,
+    planned_parts,
 )
-from flows.batch.rows import max_rows as row_cap
 from flows.batch.runner import BatchRunner
+from flows.batch.source import RowSource, require_rows
+from flows.batch.source import max_rows as row_cap
+from flows.batch.writer import ResultsWriter, RowsWritten
 from flows.engine.liveness import run_hygiene
 from flows.engine.tasks import TaskExecutor
-from flows.events import BatchFinished, BatchPlanned, Event, EventSink, RowDone, current_sink
+from flows.events import BatchFinished, BatchPlanned, current_sink
 from flows.pipeline.flow import open_run_store
 from flows.pipeline.limits import Budget
 from flows.pipeline.runner import PipelineFailedError, PipelineRunner
@@ -196,10 +196,8 @@ async def _batch(
             cap_usd=plan.max_cost_usd,
         )
     providers = {registry.get(g).provider for s in spec.steps.values() for g in [s.generator, *s.fallbacks]}
-    writer = batch_results.ResultsWriter(
-        Path(results_path) if results_path else default_results_path(spec.name), spec.name
-    )
-    progress = _RowsWritten(writer, sink, plan.valid_count)
+    writer = ResultsWriter(Path(results_path) if results_path else default_results_path(spec.name), spec.name)
+    progress = RowsWritten(writer, sink, plan.valid_count)
     runner = BatchRunner(
         spec, registry, store, refresh, ProviderSlots(await ensure_provider_limits(providers)),
         Budget(plan.max_cost_usd, what="the batch's cap"), TaskExecutor(store), progress,
@@ -224,27 +222,6 @@ async def _batch(
     return summary
 
 
-class _RowsWritten:
-    """The batch's event sink for its runner: each finished row goes to the results files at once, and a row's
-    progress counts the rows of the batch's earlier parts too (the runner runs one part of a big batch at a time)."""
-
-    def __init__(self, writer: batch_results.ResultsWriter, sink: EventSink, total: int) -> None:
-        self.writer, self.sink, self.total = writer, sink, total
-        self.done = self.failed = 0  # in the parts before the one running
-        self._last = (0, 0)
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, RowDone):
-            self.writer.add(event.result)
-            self._last = (event.done, event.failed)
-            event = RowDone(event.result, self.done + event.done, self.failed + event.failed, self.total)
-        self.sink(event)
-
-    def part_done(self) -> None:
-        self.done, self.failed = self.done + self._last[0], self.failed + self._last[1]
-        self._last = (0, 0)
-
-
 async def prepare_batch(
     spec: PipelineSpec,
     rows: RowSource,
@@ -264,40 +241,9 @@ async def prepare_batch(
     fixed = check_overrides(spec, overrides)
     cap = max_cost_usd if max_cost_usd is not None else spec.max_cost_usd
     planner = BatchPlanner(spec.name, cap)
-    async for row in checked_rows(spec, order, _only(rows, wanted), fixed, registry, store, refresh):
+    async for row in checked_rows(spec, order, only_rows(rows, wanted), fixed, registry, store, refresh):
         planner.add(row)
     return planner.plan
-
-
-async def planned_parts(
-    spec: PipelineSpec,
-    plan: BatchPlan,
-    rows: RowSource,
-    overrides: dict[str, Any],
-    registry: Registry,
-    store: ArtifactStore,
-    refresh: bool,
-    wanted: set[int] | None,
-) -> AsyncIterator[BatchPlan]:
-    """The batch in parts of at most HELD_ROWS rows, each with its rows planned: a plan that holds every row is
-    one part; a bigger batch's rows are read and planned again, a part at a time, just before they run."""
-    if plan.complete:
-        yield plan
-        return
-    order = validate(spec, registry)
-    fixed = check_overrides(spec, overrides)
-    part: list[BatchRow] = []
-    async for row in checked_rows(spec, order, _only(rows, wanted), fixed, registry, store, refresh):
-        part.append(row)
-        if len(part) == HELD_ROWS:
-            yield BatchPlan(plan.pipeline, part, {}, plan.max_cost_usd, len(part), sum(r.valid for r in part))
-            part = []
-    if part:
-        yield BatchPlan(plan.pipeline, part, {}, plan.max_cost_usd, len(part), sum(r.valid for r in part))
-
-
-def _only(rows: RowSource, wanted: set[int] | None) -> Iterator[tuple[int, dict[str, Any]]]:
-    return (numbered for numbered in rows if wanted is None or numbered[0] in wanted)
 
 
 def default_results_path(pipeline: str) -> Path:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import difflib
 import math
-import os
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
-from typing import IO, Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import Any
 
 from generators.errors import InputError, InputValidationError
 from generators.registry import Registry
@@ -22,7 +16,9 @@ from generators.storage import ArtifactStore
 from ..pipeline.plan import Plan, make_plan
 from ..pipeline.safe_yaml import CELL_MAX_BYTES, load_yaml
 from ..pipeline.spec import ParamSpec, PipelineSpec, find_refs
+from ..pipeline.validate import validate
 from ..reporting.costs import usd
+from .source import RowSource, read_rows  # noqa: F401 (read_rows: docs/scale-out.md imports it from here)
 
 OVERRIDES_COLUMN = "overrides"  # optional column: a YAML/JSON mapping of parameters for that row only
 _MISSING = object()
@@ -69,150 +65,6 @@ class BatchRow:
         )
 
 
-MAX_ROWS_ENV = "BOARDFLOW_MAX_BATCH_ROWS"
-DEFAULT_MAX_ROWS = 100_000
-
-
-def max_rows(given: int | None = None) -> int:
-    """The most rows one batch takes: `given` (`--max-rows`), else $BOARDFLOW_MAX_BATCH_ROWS, else 100,000."""
-    where, raw = ("--max-rows", given) if given is not None else (MAX_ROWS_ENV, os.environ.get(MAX_ROWS_ENV))
-    if raw is None or raw == "":
-        return DEFAULT_MAX_ROWS
-    try:
-        cap = int(raw)
-    except ValueError:
-        cap = 0
-    if cap < 1:
-        raise InputError(f"{where} must be a whole number of rows, at least 1; got {raw!r}.", hint=_CAP_HINT)
-    return cap
-
-
-class RowSource:
-    """A batch's input rows, read as a stream each time they are iterated, so a big file is never all in memory.
-
-    A list is taken as given; a CSV is read with every cell kept as written ("007" stays "007", an empty cell
-    stays "" = not given). Refused, with the line: a missing or empty file, text that is not UTF-8, a row with
-    more cells than the header; `count()` also refuses more rows than the cap (`max_rows()`). A `.parquet`
-    file is read a row group at a time, its cells typed as stored (a null is not given).
-    """
-
-    def __init__(self, source: str | Path | list[dict[str, Any]], cap: int | None = None) -> None:
-        self.source = source
-        self.cap = max_rows() if cap is None else cap
-
-    @property
-    def where(self) -> str:
-        return str(self.source) if isinstance(self.source, str | Path) else "The list of rows"
-
-    @property
-    def parquet(self) -> bool:
-        return isinstance(self.source, str | Path) and Path(self.source).suffix.lower() == ".parquet"
-
-    def columns(self) -> set[str]:
-        if isinstance(self.source, list):
-            return {c for row in self.source for c in row}
-        if self.parquet:
-            return set(self._parquet_file().schema_arrow.names)
-        with self._open() as fh:
-            return set(self._header(csv.reader(fh))) - {""}
-
-    def count(self) -> int:
-        """How many rows there are; over the cap, an error naming the cap, the count and how to raise it."""
-        if isinstance(self.source, list):
-            count = len(self.source)
-        else:
-            count = self._parquet_file().metadata.num_rows if self.parquet else sum(1 for _ in self._cells())
-        if count > self.cap:
-            raise InputError(
-                f"{self.where} has {count:,} rows, over the batch row cap of {self.cap:,}; nothing was run.",
-                hint=_CAP_HINT,
-            )
-        return count
-
-    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """(row number, row), the number 1-based and counting data rows only (not the header, not blank lines)."""
-        if isinstance(self.source, list):
-            yield from ((n, dict(row)) for n, row in enumerate(self.source, start=1))
-            return
-        if self.parquet:
-            batches = self._parquet_file().iter_batches(batch_size=1000)
-            yield from enumerate((row for batch in batches for row in batch.to_pylist()), start=1)
-            return
-        for number, (header, cells) in enumerate(self._cells(), start=1):
-            yield number, dict(zip(header, [*cells, *[""] * (len(header) - len(cells))], strict=True))
-
-    def _path(self) -> Path:
-        path = Path(self.source)  # type: ignore[arg-type]
-        if not path.is_file():
-            raise InputError(
-                f"No batch {'Parquet file' if self.parquet else 'CSV'} at {path}.",
-                hint="Pass the path of a CSV or .parquet file (see deployments/batches/).",
-            )
-        return path
-
-    def _open(self) -> IO[str]:
-        return self._path().open(encoding="utf-8-sig", newline="")
-
-    def _parquet_file(self) -> pq.ParquetFile:
-        path = self._path()
-        try:
-            return pq.ParquetFile(path)
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{path} is not a readable Parquet file ({exc}).") from None
-
-    def _header(self, reader: Any) -> list[str]:
-        try:
-            header = [c.strip() for c in next(reader, [])]
-        except UnicodeDecodeError as exc:
-            raise self._not_utf8(exc, 0) from None
-        if not any(header):
-            raise InputError(f"{self.source} is empty: it has no header row.", hint=_HEADER_HINT)
-        return header
-
-    def _cells(self) -> Iterator[tuple[list[str], list[str]]]:
-        """(header, cells) of each data row, its cells checked against the header's width."""
-        number = 0
-        with self._open() as fh:
-            reader = csv.reader(fh)
-            header = self._header(reader)
-            try:
-                for cells in reader:
-                    if not any(c.strip() for c in cells):
-                        continue  # a blank line is no row
-                    if len(cells) > len(header):
-                        raise InputError(
-                            f"{self.source}, line {reader.line_num}: {len(cells)} cells, but the header names "
-                            f"{len(header)}.",
-                            hint="Quote cells that contain commas, or add the missing column to the header.",
-                        )
-                    number += 1
-                    yield header, cells
-            except UnicodeDecodeError as exc:
-                raise self._not_utf8(exc, number) from None
-            except csv.Error as exc:
-                raise InputError(f"{self.source}: not a readable CSV ({exc}).") from None
-
-    def _not_utf8(self, exc: UnicodeDecodeError, rows_read: int) -> InputError:
-        return InputError(
-            f"{self.source} is not UTF-8 text (a byte that is not UTF-8 near data row {rows_read + 1}: {exc.reason}).",
-            hint="Save the CSV as UTF-8 (spreadsheet apps: 'CSV UTF-8').",
-        )
-
-
-def read_rows(source: str | Path | list[dict[str, Any]], cap: int | None = None) -> list[dict[str, Any]]:
-    """Every row as a dict, once the cap is checked: for a script over a small CSV (a batch streams `RowSource`)."""
-    rows = RowSource(source, cap)
-    rows.count()
-    return [raw for _, raw in rows]
-
-
-_HEADER_HINT = "The first line names the pipeline's parameters, one column each; each line after it is a row."
-_CAP_HINT = (
-    f"Raise the cap with --max-rows N (or {MAX_ROWS_ENV}=N; the default is {DEFAULT_MAX_ROWS:,}), "
-    "or split the batch into several files."
-)
-
-
 def check_columns(spec: PipelineSpec, columns: set[str]) -> None:
     """A column that is no parameter is a typo in every row: refuse the batch and name it."""
     unknown = sorted(columns - set(spec.params) - {OVERRIDES_COLUMN})
@@ -225,11 +77,6 @@ def check_columns(spec: PipelineSpec, columns: set[str]) -> None:
             hint=f"Use the parameter names as column headers: {', '.join(spec.params) or 'none'} "
             f"(and optionally {OVERRIDES_COLUMN!r}).",
         )
-
-
-def require_rows(count: int, rows: RowSource) -> None:
-    if not count:
-        raise InputError(f"{rows.where} has no data rows: nothing to run.", hint=_HEADER_HINT)
 
 
 def check_overrides(spec: PipelineSpec, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -471,3 +318,34 @@ async def checked_rows(
         if row.valid:
             await plan_row(spec, order, row, registry, store, refresh)
         yield row
+
+
+async def planned_parts(
+    spec: PipelineSpec,
+    plan: BatchPlan,
+    rows: RowSource,
+    overrides: dict[str, Any],
+    registry: Registry,
+    store: ArtifactStore,
+    refresh: bool,
+    wanted: set[int] | None,
+) -> AsyncIterator[BatchPlan]:
+    """The batch in parts of at most HELD_ROWS rows, each with its rows planned: a plan that holds every row is
+    one part; a bigger batch's rows are read and planned again, a part at a time, just before they run."""
+    if plan.complete:
+        yield plan
+        return
+    order = validate(spec, registry)
+    fixed = check_overrides(spec, overrides)
+    part: list[BatchRow] = []
+    async for row in checked_rows(spec, order, only_rows(rows, wanted), fixed, registry, store, refresh):
+        part.append(row)
+        if len(part) == HELD_ROWS:
+            yield BatchPlan(plan.pipeline, part, {}, plan.max_cost_usd, len(part), sum(r.valid for r in part))
+            part = []
+    if part:
+        yield BatchPlan(plan.pipeline, part, {}, plan.max_cost_usd, len(part), sum(r.valid for r in part))
+
+
+def only_rows(rows: RowSource, wanted: set[int] | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    return (numbered for numbered in rows if wanted is None or numbered[0] in wanted)

@@ -15,8 +15,10 @@ from typer.testing import CliRunner
 from bench.plan_bench import write_csv as write_slides
 from cli.app import app
 from flows.batch.flow import prepare_batch
-from flows.batch.results import KEPT_RESULTS, ResultsWriter, RowResult
-from flows.batch.rows import HELD_ROWS, RowSource
+from flows.batch.results import RowResult
+from flows.batch.rows import HELD_ROWS
+from flows.batch.source import RowSource
+from flows.batch.writer import KEPT_RESULTS, ResultsWriter
 from flows.pipeline.spec import PipelineSpec
 from generators.errors import InputError
 from generators.storage import open_store
