@@ -39,7 +39,9 @@ SetOpt = Annotated[
 
 def batch_command(
     spec: SpecArg,
-    csv: Annotated[Path, typer.Argument(help="CSV whose columns are the pipeline's parameters; one run per row.")],
+    csv: Annotated[
+        Path, typer.Argument(help="CSV (or .parquet) whose columns are the pipeline's parameters; one run per row.")
+    ],
     set_: SetOpt = None,
     strict: Annotated[bool, typer.Option("--strict", help="Run nothing if any row is invalid.")] = False,
     max_cost: Annotated[
@@ -73,6 +75,15 @@ def batch_command(
             "`prefect deploy --all` and a running `prefect worker start --pool boardflow`.",
         ),
     ] = False,
+    max_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--max-rows",
+            min=1,
+            help="Refuse a CSV of more rows than this, before anything runs "
+            "(default: $BOARDFLOW_MAX_BATCH_ROWS, else 100,000).",
+        ),
+    ] = None,
 ) -> None:
     """Run a pipeline once per CSV row: rows checked and the batch planned first, then run within provider limits.
 
@@ -83,7 +94,7 @@ def batch_command(
     try:
         model = PipelineSpec.resolve(spec)
         overrides = assignments(set_ or [])
-        preflight(model, csv, overrides, only_failed)
+        preflight(model, csv, overrides, only_failed, max_rows, out_dir)
         require_services()
         if on_workers:
             run_flow = workers_batch(spec)
@@ -105,6 +116,7 @@ def batch_command(
             store_block=store_block,
             results_path=str(out) if out else None,
             only_failed=str(only_failed) if only_failed else None,
+            max_rows=max_rows,
             return_state=True,
         )
         run_id = str(state.state_details.flow_run_id)
@@ -146,21 +158,37 @@ def workers_batch(spec: str) -> Callable[..., Awaitable[State]]:
     return partial(batch_on_workers, pipeline=pipeline)
 
 
-def preflight(spec: PipelineSpec, csv: Path, overrides: dict[str, str], only_failed: Path | None) -> None:
+def preflight(
+    spec: PipelineSpec,
+    csv: Path,
+    overrides: dict[str, str],
+    only_failed: Path | None,
+    max_rows: int | None = None,
+    out_dir: Path | None = None,
+) -> None:
     """What the batch would refuse as a whole, refused before Prefect starts (row problems are the flow's)."""
     from flows.batch.results import failed_rows
-    from flows.batch.rows import check_columns, check_overrides, read_rows, require_rows
+    from flows.batch.rows import check_columns, check_overrides
+    from flows.batch.source import RowSource, require_rows
+    from flows.batch.source import max_rows as row_cap
+    from flows.batch.writer import KEPT_RESULTS
     from flows.pipeline.validate import validate
     from generators.registry import get_registry
 
     validate(spec, get_registry())
-    rows = read_rows(csv)
+    rows = RowSource(csv, row_cap(max_rows))
+    count = rows.count()
     if only_failed is None:
-        require_rows(rows, csv)
+        require_rows(count, rows)
     else:
-        failed_rows(str(only_failed), spec.name, len(rows))
-    check_columns(spec, rows)
+        failed_rows(str(only_failed), spec.name, count)
+    check_columns(spec, rows.columns())
     check_overrides(spec, overrides)
+    if out_dir is not None and count > KEPT_RESULTS:
+        raise InputError(
+            f"--out-dir copies the outputs of at most {KEPT_RESULTS:,} rows; {csv} has {count:,}.",
+            hint="Leave out --out-dir: the results CSV lists every row's output URLs.",
+        )
 
 
 def collect_rows(results: list, out_dir: Path, force: bool) -> dict[str, str]:

@@ -154,7 +154,7 @@ class BatchDisplay:
                 self.console.print(batch_plan_table(plan))
                 if plan.problems:
                     self.console.print(problems_table(plan))
-                total = len(plan.valid_rows)
+                total = plan.valid_count
                 self._task = self._progress.add_task("rows", total=total, counts=_counts(0, 0, total))
             case RowDone(done=done, failed=failed, total=total) if self._task is not None:
                 self._progress.update(self._task, completed=done + failed, counts=_counts(done, failed, total))
@@ -168,7 +168,7 @@ class BatchDisplay:
             self.console.print(f"No rows to run: every row of {self.summary.get('only_failed')} succeeded.")
             return
         shown = self.results if len(self.results) <= limit else [r for r in self.results if r.status != "completed"]
-        table = Table(title=f"Batch results ({len(self.results)} rows)")
+        table = Table(title=f"Batch results ({self.summary['rows']} rows)")
         for col in ("row", "status", "cost", "cached", "output / error"):
             table.add_column(col, justify="right" if col in ("row", "cost") else "left")
         for r in shown[:limit]:
@@ -229,7 +229,7 @@ def plan_table(plan: Plan) -> Table:
 
 
 def batch_plan_table(plan: BatchPlan) -> Table:
-    table = Table(title=f"Batch plan for {plan.pipeline}: {len(plan.valid_rows)} row(s)")
+    table = Table(title=f"Batch plan for {plan.pipeline}: {plan.valid_count} row(s)")
     for col in ("step", "generator", "runs", "from cache", "estimate"):
         table.add_column(col, justify="left" if col in ("step", "generator") else "right")
     for s in plan.steps.values():

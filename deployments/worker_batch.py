@@ -13,7 +13,6 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -25,15 +24,15 @@ from prefect.runtime import flow_run
 
 from deployments.fanout import DEPLOYMENT, read_runs, run_result, submit_rows
 from flows.batch import results as batch_results
-from flows.batch.flow import BatchFailedError, default_results_path, prepare_batch
+from flows.batch.flow import open_batch
 from flows.batch.results import RowResult
-from flows.batch.rows import BatchRow, BatchValidationError, read_rows, require_rows
-from flows.events import BatchFinished, BatchPlanned, RowDone, current_sink
+from flows.batch.rows import BatchPlan, BatchRow
+from flows.events import RowDone
 from flows.pipeline.flow import open_run_store
 from flows.pipeline.runner import PipelineRunner
 from flows.pipeline.spec import PipelineSpec
 from flows.reporting import costs
-from generators.errors import BudgetExceededError, ConfigurationError, InputError
+from generators.errors import ConfigurationError, InputError
 from generators.registry import get_registry
 from generators.storage import ArtifactStore
 
@@ -141,6 +140,7 @@ async def batch_on_workers(
     results_path: str | None = None,
     only_failed: str | None = None,
     previews: int = 6,
+    max_rows: int | None = None,
     deployment: str = DEPLOYMENT,
 ) -> dict[str, Any]:
     """Run a pipeline once per row, each row a run of the `pipeline` deployment on the pool's workers.
@@ -148,45 +148,23 @@ async def batch_on_workers(
     Args are those of `boardflow-batch` (flows/batch/flow.py); `pipeline` is a name in pipelines/ or a YAML path
     the workers can read, and `concurrency` is how many rows are submitted and unfinished at a time.
     """
-    logger = get_run_logger()
     if concurrency < 1:
         raise InputError(f"concurrency must be at least 1, got {concurrency}.")
     spec = PipelineSpec.resolve(pipeline)
-    sink = current_sink()
     store = await open_run_store(store_url, store_block)
-    numbered = list(enumerate(read_rows(rows), start=1))
-    if only_failed:
-        wanted = batch_results.failed_rows(only_failed, spec.name, len(numbered))
-        numbered = [(n, raw) for n, raw in numbered if n in wanted]
-    else:
-        require_rows([raw for _, raw in numbered], rows)
-    cap = Decimal(str(max_cost_usd)) if max_cost_usd is not None else None
-    plan = await prepare_batch(spec, numbered, overrides or {}, get_registry(), store, refresh, cap)
-    sink(BatchPlanned(plan))
-    logger.info("Batch plan: %s", plan.summary())
-    if plan.problems and strict:
-        raise BatchValidationError(spec.name, plan.problems)
-    if plan.over_budget:
-        raise BudgetExceededError(
-            f"Batch of {spec.name!r} plans {costs.usd(plan.total_usd)}, over the cap "
-            f"{costs.usd(plan.max_cost_usd or 0)}; nothing was submitted.",
-            planned_usd=plan.total_usd,
-            cap_usd=plan.max_cost_usd,
-        )
+    batch = await open_batch(spec, rows, overrides, strict, max_cost_usd, refresh, store, only_failed, max_rows)
+    if batch is None:
+        return {"pipeline": spec.name, "rows": 0, "only_failed": only_failed}
+    writer, progress = batch.writer(results_path)
     params = {"refresh": refresh, "store_url": store_url, "store_block": store_block}
-    on_workers = RowsOnWorkers(spec, store, pipeline, deployment, RowBudget(plan.max_cost_usd), params, sink)
-    results = await on_workers.run(plan.valid_rows, concurrency)
-    results += [batch_results.invalid(r, spec.name) for r in plan.rows if not r.valid]
-    results.sort(key=lambda r: r.row)
-    stem = Path(results_path) if results_path else default_results_path(spec.name)
-    csv_path, parquet_path = batch_results.write(results, stem)
-    summary = batch_results.summary(spec.name, results, str(csv_path), str(parquet_path))
-    await batch_results.publish(spec.name, results, summary, store, previews)
-    sink(BatchFinished(summary, results))
-    failed = [r for r in results if r.status == "failed"]
-    if failed:
-        raise BatchFailedError(spec.name, failed, str(csv_path))
-    return summary
+    budget = RowBudget(batch.plan.max_cost_usd)
+
+    async def run_part(part: BatchPlan) -> None:
+        on_workers = RowsOnWorkers(spec, store, pipeline, deployment, budget, params, progress)
+        await on_workers.run(part.valid_rows, concurrency)
+
+    await batch.run_parts(writer, progress, run_part)
+    return await batch.finish(writer, previews)
 
 
 @dataclass

@@ -12,7 +12,9 @@ A deployment entrypoint (prefect.yaml), so its imports are absolute: Prefect loa
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -27,17 +29,19 @@ from flows.batch.limits import ProviderSlots, ensure_provider_limits
 from flows.batch.results import RowResult
 from flows.batch.rows import (
     BatchPlan,
+    BatchPlanner,
     BatchRow,
     BatchValidationError,
-    batch_plan,
     check_columns,
     check_overrides,
-    plan_row,
-    read_rows,
-    require_rows,
-    row_params,
+    checked_rows,
+    only_rows,
+    planned_parts,
 )
 from flows.batch.runner import BatchRunner
+from flows.batch.source import RowSource, require_rows
+from flows.batch.source import max_rows as row_cap
+from flows.batch.writer import ResultsWriter, RowsWritten
 from flows.engine.liveness import run_hygiene
 from flows.engine.tasks import TaskExecutor
 from flows.events import BatchFinished, BatchPlanned, current_sink
@@ -58,12 +62,13 @@ _row_runner: ContextVar[PipelineRunner] = ContextVar("boardflow_row_runner")
 
 
 class BatchFailedError(BoardflowError):
-    def __init__(self, pipeline: str, failed: list[RowResult], results_csv: str):
-        self.failed = failed
+    def __init__(self, pipeline: str, failed: list[RowResult], results_csv: str, count: int | None = None):
+        self.failed = failed  # the first of them (a big batch keeps 20), `count` in all
+        count = len(failed) if count is None else count
         lines = "\n".join(f"  - row {r.row}: {r.error[:300]}" for r in failed[:20])
-        more = f"\n  … and {len(failed) - 20} more" if len(failed) > 20 else ""
+        more = f"\n  … and {count - 20} more" if count > 20 else ""
         super().__init__(
-            f"Batch of {pipeline!r}: {len(failed)} row(s) failed (the others finished):\n{lines}{more}",
+            f"Batch of {pipeline!r}: {count} row(s) failed (the others finished):\n{lines}{more}",
             hint=f"Fix the cause, then re-run only those rows with --only-failed {results_csv}.",
         )
 
@@ -115,6 +120,7 @@ async def batch(
     results_path: str | None = None,
     only_failed: str | None = None,
     previews: int = 6,
+    max_rows: int | None = None,
 ) -> dict[str, Any]:
     """Run a pipeline once per row of a CSV (path) or a list of parameter dicts.
 
@@ -134,11 +140,12 @@ async def batch(
         results_path: Where the results .csv and .parquet go (default: batches/ in the data folder).
         only_failed: An earlier results CSV: run only its failed and invalid rows.
         previews: How many rows' outputs get a preview on the batch's run.
+        max_rows: Refuse an input of more rows (default: $BOARDFLOW_MAX_BATCH_ROWS, else 100,000).
     """
     async with run_hygiene(str(flow_run.id)):  # its rows run in this process: a SIGKILL leaves them to mark Crashed
         return await _batch(
             spec, rows, overrides, strict, max_cost_usd, concurrency, refresh, store_url, store_block, results_path,
-            only_failed, previews,
+            only_failed, previews, max_rows,
         )  # fmt: skip
 
 
@@ -155,28 +162,109 @@ async def _batch(
     results_path: str | None,
     only_failed: str | None,
     previews: int,
+    max_rows: int | None,
 ) -> dict[str, Any]:
-    logger = get_run_logger()
     if concurrency < 1:
         raise InputError(f"concurrency must be at least 1, got {concurrency}.")
     registry = get_registry()
     spec = PipelineSpec.resolve(spec)
-    sink = current_sink()
     store = await open_run_store(store_url, store_block)
-    numbered = list(enumerate(read_rows(rows), start=1))
-    if not only_failed:
-        require_rows([raw for _, raw in numbered], rows)
-    if only_failed:
-        wanted = batch_results.failed_rows(only_failed, spec.name, len(numbered))
-        numbered = [(n, raw) for n, raw in numbered if n in wanted]
-        logger.info("Re-running %d failed row(s) of %s", len(numbered), only_failed)
-    if not numbered:
-        logger.info("No rows to run: every row of %s succeeded.", only_failed)
-        summary = {"pipeline": spec.name, "rows": 0, "only_failed": only_failed}
-        sink(BatchFinished(summary, []))
+    batch = await open_batch(spec, rows, overrides, strict, max_cost_usd, refresh, store, only_failed, max_rows)
+    if batch is None:
+        return {"pipeline": spec.name, "rows": 0, "only_failed": only_failed}
+    providers = {registry.get(g).provider for s in spec.steps.values() for g in [s.generator, *s.fallbacks]}
+    writer, progress = batch.writer(results_path)
+    runner = BatchRunner(
+        spec, registry, store, refresh, ProviderSlots(await ensure_provider_limits(providers)),
+        Budget(batch.plan.max_cost_usd, what="the batch's cap"), TaskExecutor(store), progress,
+    )  # fmt: skip
+
+    async def run_part(part: BatchPlan) -> None:
+        await runner.run(part, concurrency, _row_subflow)
+
+    await batch.run_parts(writer, progress, run_part)
+    return await batch.finish(writer, previews)
+
+
+@dataclass
+class OpenBatch:
+    """A checked, planned batch and where its rows come from; the in-process and the on-workers batch run it."""
+
+    spec: PipelineSpec
+    source: RowSource
+    wanted: set[int] | None  # --only-failed: only these rows
+    plan: BatchPlan
+    overrides: dict[str, Any]
+    store: ArtifactStore
+    refresh: bool
+
+    def writer(self, results_path: str | None) -> tuple[ResultsWriter, RowsWritten]:
+        """The results files, and the event sink that writes each finished row to them."""
+        writer = ResultsWriter(
+            Path(results_path) if results_path else default_results_path(self.spec.name), self.spec.name
+        )
+        return writer, RowsWritten(writer, current_sink(), self.plan.valid_count)
+
+    async def run_parts(
+        self, writer: ResultsWriter, progress: RowsWritten, run_part: Callable[[BatchPlan], Awaitable[None]]
+    ) -> None:
+        """Each planned part through `run_part`, its invalid rows written as they come; on any error (or a stop)
+        the rows that finished stay in the files."""
+        registry = get_registry()
+        try:
+            parts = planned_parts(
+                self.spec, self.plan, self.source, self.overrides, registry, self.store, self.refresh, self.wanted
+            )
+            async for part in parts:
+                writer.expect([r.row for r in part.rows])
+                for row in part.rows:
+                    if not row.valid:
+                        writer.add(batch_results.invalid(row, self.spec.name))
+                await run_part(part)
+                progress.part_done()
+        except BaseException:
+            writer.close(finished=False)
+            raise
+
+    async def finish(self, writer: ResultsWriter, previews: int) -> dict[str, Any]:
+        """The files closed, the summary published; a batch with a failed row fails, naming them."""
+        csv_path, parquet_path = writer.close()
+        summary = writer.summary()
+        await batch_results.publish(self.spec.name, writer.kept, summary, self.store, previews)
+        current_sink()(BatchFinished(summary, writer.kept))
+        if writer.counts["failed"]:
+            raise BatchFailedError(self.spec.name, writer.failed, str(csv_path), writer.counts["failed"])
         return summary
+
+
+async def open_batch(
+    spec: PipelineSpec,
+    rows: list[dict[str, Any]] | str,
+    overrides: dict[str, Any] | None,
+    strict: bool,
+    max_cost_usd: float | None,
+    refresh: bool,
+    store: ArtifactStore,
+    only_failed: str | None,
+    max_rows: int | None,
+) -> OpenBatch | None:
+    """The rows counted (within the cap), checked and planned, and the plan's refusals raised (a bad row with
+    `strict`, a plan over the cap): nothing has run. None when --only-failed leaves no row to run."""
+    logger, sink = get_run_logger(), current_sink()
+    source = RowSource(rows, row_cap(max_rows))
+    count = source.count()
+    wanted = None
+    if only_failed:
+        wanted = batch_results.failed_rows(only_failed, spec.name, count)
+        logger.info("Re-running %d failed row(s) of %s", len(wanted), only_failed)
+    else:
+        require_rows(count, source)
+    if wanted is not None and not wanted:
+        logger.info("No rows to run: every row of %s succeeded.", only_failed)
+        sink(BatchFinished({"pipeline": spec.name, "rows": 0, "only_failed": only_failed}, []))
+        return None
     cap = Decimal(str(max_cost_usd)) if max_cost_usd is not None else None
-    plan = await prepare_batch(spec, numbered, overrides or {}, registry, store, refresh, cap)
+    plan = await prepare_batch(spec, source, overrides or {}, get_registry(), store, refresh, cap, wanted)
     sink(BatchPlanned(plan))
     logger.info("Batch plan: %s", plan.summary())
     for problem in plan.problems:
@@ -190,46 +278,31 @@ async def _batch(
             planned_usd=plan.total_usd,
             cap_usd=plan.max_cost_usd,
         )
-    providers = {registry.get(g).provider for s in spec.steps.values() for g in [s.generator, *s.fallbacks]}
-    runner = BatchRunner(
-        spec, registry, store, refresh, ProviderSlots(await ensure_provider_limits(providers)),
-        Budget(plan.max_cost_usd, what="the batch's cap"), TaskExecutor(store), sink,
-    )  # fmt: skip
-    results = await runner.run(plan, concurrency, _row_subflow)
-    results += [batch_results.invalid(r, spec.name) for r in plan.rows if not r.valid]
-    results.sort(key=lambda r: r.row)
-    stem = Path(results_path) if results_path else default_results_path(spec.name)
-    csv_path, parquet_path = batch_results.write(results, stem)
-    summary = batch_results.summary(spec.name, results, str(csv_path), str(parquet_path))
-    await batch_results.publish(spec.name, results, summary, store, previews)
-    sink(BatchFinished(summary, results))
-    failed = [r for r in results if r.status == "failed"]
-    if failed:
-        raise BatchFailedError(spec.name, failed, str(csv_path))
-    return summary
+    return OpenBatch(spec, source, wanted, plan, overrides or {}, store, refresh)
 
 
 async def prepare_batch(
     spec: PipelineSpec,
-    raw_rows: list[tuple[int, dict[str, Any]]],
+    rows: RowSource,
     overrides: dict[str, Any],
     registry: Registry,
     store: ArtifactStore,
     refresh: bool = False,
     max_cost_usd: Decimal | None = None,
+    wanted: set[int] | None = None,
 ) -> BatchPlan:
-    """Check the pipeline once and every row against it, plan every good row; nothing is run."""
+    """Check the pipeline once and every row against it, plan every good row, as the rows stream; nothing is run.
+
+    `wanted`: only these row numbers (--only-failed). The plan keeps the first rows whole (see `BatchPlan`).
+    """
     order = validate(spec, registry)
-    check_columns(spec, [raw for _, raw in raw_rows])
+    check_columns(spec, rows.columns())
     fixed = check_overrides(spec, overrides)
-    planned: list[BatchRow] = []
-    for number, raw in raw_rows:
-        row = row_params(spec, number, raw, fixed)
-        if row.valid:
-            await plan_row(spec, order, row, registry, store, refresh)
-        planned.append(row)
     cap = max_cost_usd if max_cost_usd is not None else spec.max_cost_usd
-    return batch_plan(spec.name, planned, cap)
+    planner = BatchPlanner(spec.name, cap)
+    async for row in checked_rows(spec, order, only_rows(rows, wanted), fixed, registry, store, refresh):
+        planner.add(row)
+    return planner.plan
 
 
 def default_results_path(pipeline: str) -> Path:

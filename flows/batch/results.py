@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import pandas as pd
 
 from generators.artifacts import output_artifacts
 from generators.errors import InputError
@@ -144,37 +143,27 @@ def crashed(pipeline: str, row: int, error: str, wall: float, run_id: str) -> Ro
     return RowResult(row=row, pipeline=pipeline, status="failed", error=error, wall_seconds=wall, flow_run_id=run_id)
 
 
-def frame(results: list[RowResult]) -> pd.DataFrame:
-    return pd.DataFrame([r.table_row() for r in results], columns=COLUMNS)
-
-
-def write(results: list[RowResult], stem: Path) -> tuple[Path, Path]:
-    """`stem`.csv and `stem`.parquet (a .csv or .parquet suffix on `stem` is dropped)."""
-    if stem.suffix in (".csv", ".parquet"):
-        stem = stem.with_suffix("")
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    table = frame(results)
-    csv_path, parquet_path = stem.parent / f"{stem.name}.csv", stem.parent / f"{stem.name}.parquet"
-    table.to_csv(csv_path, index=False)
-    table.to_parquet(parquet_path, index=False)
-    return csv_path, parquet_path
-
-
 def failed_rows(results_csv: str, pipeline: str, row_count: int) -> set[int]:
-    """Row numbers whose status in an earlier results file is failed or invalid."""
+    """Row numbers whose status in an earlier results file is failed or invalid (the file read as a stream)."""
     path = Path(results_csv)
     if not path.is_file():
         raise InputError(f"No results file at {path}.", hint="Pass the .csv a previous `boardflow batch` wrote.")
-    table = pd.read_csv(path, dtype={"row": int, "status": str, "pipeline": str}, keep_default_na=False)
-    if not {"row", "status"} <= set(table.columns):
-        raise InputError(f"{path} is not a batch results file: it has no 'row' and 'status' columns.")
-    others = set(table.get("pipeline", pd.Series(dtype=str))) - {pipeline, ""}
-    if others:
-        raise InputError(
-            f"{path} holds results of pipeline {sorted(others)[0]!r}, not {pipeline!r}.",
-            hint="Pass the results file of this pipeline's batch.",
-        )
-    wanted = {int(r) for r, s in zip(table["row"], table["status"], strict=True) if s in RERUN_STATUSES}
+    wanted: set[int] = set()
+    with path.open(encoding="utf-8", newline="") as fh:
+        table = csv.DictReader(fh)
+        if not {"row", "status"} <= set(table.fieldnames or []):
+            raise InputError(f"{path} is not a batch results file: it has no 'row' and 'status' columns.")
+        for line in table:
+            if line.get("pipeline") not in (pipeline, "", None):
+                raise InputError(
+                    f"{path} holds results of pipeline {line['pipeline']!r}, not {pipeline!r}.",
+                    hint="Pass the results file of this pipeline's batch.",
+                )
+            if line["status"] in RERUN_STATUSES:
+                try:
+                    wanted.add(int(line["row"]))
+                except ValueError:
+                    raise InputError(f"{path}, line {table.line_num}: row {line['row']!r} is not a number.") from None
     beyond = sorted(r for r in wanted if r > row_count)
     if beyond:
         raise InputError(

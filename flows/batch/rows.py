@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import difflib
 import math
-import os
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from generators.errors import InputError, InputValidationError
@@ -18,7 +16,9 @@ from generators.storage import ArtifactStore
 from ..pipeline.plan import Plan, make_plan
 from ..pipeline.safe_yaml import CELL_MAX_BYTES, load_yaml
 from ..pipeline.spec import ParamSpec, PipelineSpec, find_refs
+from ..pipeline.validate import validate
 from ..reporting.costs import usd
+from .source import RowSource, read_rows  # noqa: F401 (read_rows: docs/scale-out.md imports it from here)
 
 OVERRIDES_COLUMN = "overrides"  # optional column: a YAML/JSON mapping of parameters for that row only
 _MISSING = object()
@@ -65,58 +65,8 @@ class BatchRow:
         )
 
 
-def max_rows() -> int:
-    """The most rows one batch takes: $BOARDFLOW_MAX_BATCH_ROWS, else 100,000."""
-    return int(os.environ.get("BOARDFLOW_MAX_BATCH_ROWS", "100000"))
-
-
-def read_rows(source: str | Path | list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows as dicts: a list is taken as given; a CSV path is read as a stream with every cell kept as written
-    ("007" stays "007", an empty cell stays "" = not given). Refused, with the line: a missing or empty file,
-    text that is not UTF-8, a row with more cells than the header, more rows than `max_rows()`."""
-    cap = max_rows()
-    if isinstance(source, list):
-        if len(source) > cap:
-            raise InputError(f"The batch has {len(source):,} rows, over the limit of {cap:,}.", hint=_CAP_HINT)
-        return [dict(row) for row in source]
-    path = Path(source)
-    if not path.is_file():
-        raise InputError(f"No batch CSV at {path}.", hint="Pass the path of a CSV file (see deployments/batches/).")
-    rows: list[dict[str, Any]] = []
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.reader(fh)
-            header = [c.strip() for c in next(reader, [])]
-            if not any(header):
-                raise InputError(f"{path} is empty: it has no header row.", hint=_HEADER_HINT)
-            for cells in reader:
-                if not any(c.strip() for c in cells):
-                    continue  # a blank line is no row
-                if len(cells) > len(header):
-                    raise InputError(
-                        f"{path}, line {reader.line_num}: {len(cells)} cells, but the header names {len(header)}.",
-                        hint="Quote cells that contain commas, or add the missing column to the header.",
-                    )
-                if len(rows) == cap:
-                    raise InputError(f"{path} has more than {cap:,} rows.", hint=_CAP_HINT)
-                rows.append(dict(zip(header, [*cells, *[""] * (len(header) - len(cells))], strict=True)))
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{path} is not UTF-8 text (a byte that is not UTF-8 near data row {len(rows) + 1}: {exc.reason}).",
-            hint="Save the CSV as UTF-8 (spreadsheet apps: 'CSV UTF-8').",
-        ) from None
-    except csv.Error as exc:
-        raise InputError(f"{path}: not a readable CSV ({exc}).") from None
-    return rows
-
-
-_HEADER_HINT = "The first line names the pipeline's parameters, one column each; each line after it is a row."
-_CAP_HINT = "Split the batch into several files, or raise BOARDFLOW_MAX_BATCH_ROWS."
-
-
-def check_columns(spec: PipelineSpec, rows: list[dict[str, Any]]) -> None:
+def check_columns(spec: PipelineSpec, columns: set[str]) -> None:
     """A column that is no parameter is a typo in every row: refuse the batch and name it."""
-    columns = {c for row in rows for c in row}
     unknown = sorted(columns - set(spec.params) - {OVERRIDES_COLUMN})
     if unknown:
         known = [*spec.params, OVERRIDES_COLUMN]
@@ -127,12 +77,6 @@ def check_columns(spec: PipelineSpec, rows: list[dict[str, Any]]) -> None:
             hint=f"Use the parameter names as column headers: {', '.join(spec.params) or 'none'} "
             f"(and optionally {OVERRIDES_COLUMN!r}).",
         )
-
-
-def require_rows(rows: list[dict[str, Any]], source: str | Path | list[dict[str, Any]]) -> None:
-    if not rows:
-        where = source if isinstance(source, str | Path) else "The list of rows"
-        raise InputError(f"{where} has no data rows: nothing to run.", hint=_HEADER_HINT)
 
 
 def check_overrides(spec: PipelineSpec, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -156,6 +100,8 @@ def cell_value(param: ParamSpec, name: str, cell: Any) -> Any:
     """A cell as a typed parameter value; `_MISSING` for an empty cell. JSON/YAML text for list/object."""
     if cell is None or (isinstance(cell, float) and math.isnan(cell)) or (isinstance(cell, str) and not cell.strip()):
         return _MISSING
+    if param.type == "integer" and isinstance(cell, float) and cell.is_integer():
+        cell = int(cell)  # a typed file's integer column with a null in it is stored as floats (pandas does so)
     if isinstance(cell, str) and param.type in ("list", "object"):
         cell = load_yaml(cell, f"the {param.type} in this cell", max_bytes=CELL_MAX_BYTES)
     return param.check(name, cell)
@@ -265,12 +211,22 @@ class StepTotals:
     approximate: bool = False
 
 
+HELD_ROWS = 1000  # rows a plan keeps whole (with their step plans); a bigger batch is planned again as it runs
+
+
 @dataclass
 class BatchPlan:
     pipeline: str
-    rows: list[BatchRow]
+    rows: list[BatchRow]  # every row, with its plan, up to HELD_ROWS of them; beyond that only the invalid ones
     steps: dict[str, StepTotals]
     max_cost_usd: Decimal | None
+    row_count: int = 0  # rows checked, valid or not
+    valid_count: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """`rows` holds every row of the batch: it can run from them without planning its rows again."""
+        return len(self.rows) == self.row_count
 
     @property
     def valid_rows(self) -> list[BatchRow]:
@@ -297,31 +253,99 @@ class BatchPlan:
         runs = sum(s.runs for s in self.steps.values())
         hits = sum(s.cached + s.repeats for s in self.steps.values())
         return (
-            f"{len(self.valid_rows)} row(s) to run, {len(self.rows) - len(self.valid_rows)} invalid; "
+            f"{self.valid_count} row(s) to run, {self.row_count - self.valid_count} invalid; "
             f"{runs} step run(s), {hits} expected from cache; estimated {usd(self.total_usd)}{cap}"
         )
 
 
-def batch_plan(pipeline: str, rows: list[BatchRow], max_cost_usd: Decimal | None) -> BatchPlan:
-    """Rows × steps, minus steps already cached and steps an earlier row of this batch will make."""
-    steps: dict[str, StepTotals] = {}
-    seen: set[str] = set()
-    for row in rows:
-        if not row.valid or row.plan is None:
-            continue
+class BatchPlanner:
+    """Adds up a batch's plan one row at a time, so a big batch's rows need not all be held at once.
+
+    What it keeps grows only by the invalid rows (their problems) and 32 bytes per distinct cache key (to
+    count a step an earlier row will make as a repeat, made once and then a cache hit).
+    """
+
+    def __init__(self, pipeline: str, max_cost_usd: Decimal | None, held: int = HELD_ROWS) -> None:
+        self.plan = BatchPlan(pipeline, [], {}, max_cost_usd)
+        self.held = held
+        self._seen: set[bytes] = set()
+
+    def add(self, row: BatchRow) -> None:
+        plan = self.plan
+        plan.row_count += 1
+        if not row.valid:
+            row.params = {}
+            plan.rows.append(row)
+            return
+        plan.valid_count += 1
+        if len(plan.rows) == plan.row_count - 1:  # every row so far is held
+            if len(plan.rows) < self.held:
+                plan.rows.append(row)
+            else:  # one too many: from now on only the invalid rows are kept
+                plan.rows = [r for r in plan.rows if not r.valid]
+        if row.plan is None:
+            return
         for planned in row.plan.steps:
-            totals = steps.setdefault(planned.step, StepTotals(planned.step, planned.generator))
+            totals = plan.steps.setdefault(planned.step, StepTotals(planned.step, planned.generator))
             totals.approximate |= planned.uncertain
             for estimate, hit, key in zip(planned.estimates, planned.cached, planned.keys, strict=True):
                 totals.runs += 1
+                digest = bytes.fromhex(key) if key is not None else None
                 if hit:
                     totals.cached += 1
                     totals.saved_usd += estimate
-                elif key is not None and key in seen:
+                elif digest in self._seen:
                     totals.repeats += 1
                     totals.saved_usd += estimate
                 else:
                     totals.estimate_usd += estimate
-                    if key is not None:
-                        seen.add(key)
-    return BatchPlan(pipeline, rows, steps, max_cost_usd)
+                    if digest is not None:
+                        self._seen.add(digest)
+
+
+async def checked_rows(
+    spec: PipelineSpec,
+    order: list[str],
+    rows: Iterable[tuple[int, dict[str, Any]]],
+    overrides: dict[str, Any],
+    registry: Registry,
+    store: ArtifactStore,
+    refresh: bool = False,
+) -> AsyncIterator[BatchRow]:
+    """Each row checked and, when valid, planned: one at a time, as the rows are read."""
+    for number, raw in rows:
+        row = row_params(spec, number, raw, overrides)
+        if row.valid:
+            await plan_row(spec, order, row, registry, store, refresh)
+        yield row
+
+
+async def planned_parts(
+    spec: PipelineSpec,
+    plan: BatchPlan,
+    rows: RowSource,
+    overrides: dict[str, Any],
+    registry: Registry,
+    store: ArtifactStore,
+    refresh: bool,
+    wanted: set[int] | None,
+) -> AsyncIterator[BatchPlan]:
+    """The batch in parts of at most HELD_ROWS rows, each with its rows planned: a plan that holds every row is
+    one part; a bigger batch's rows are read and planned again, a part at a time, just before they run."""
+    if plan.complete:
+        yield plan
+        return
+    order = validate(spec, registry)
+    fixed = check_overrides(spec, overrides)
+    part: list[BatchRow] = []
+    async for row in checked_rows(spec, order, only_rows(rows, wanted), fixed, registry, store, refresh):
+        part.append(row)
+        if len(part) == HELD_ROWS:
+            yield BatchPlan(plan.pipeline, part, {}, plan.max_cost_usd, len(part), sum(r.valid for r in part))
+            part = []
+    if part:
+        yield BatchPlan(plan.pipeline, part, {}, plan.max_cost_usd, len(part), sum(r.valid for r in part))
+
+
+def only_rows(rows: RowSource, wanted: set[int] | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    return (numbered for numbered in rows if wanted is None or numbered[0] in wanted)

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from generators.base import BaseGenerator
 from generators.errors import InputValidationError
 
-from ..engine.caching import NOT_INDEXED, Lookup, cache_key
+from ..engine.caching import NOT_INDEXED, Lookup, ResultIndex, cache_key
 from .scope import PLANNED_URL, Scope
 from .spec import StepSpec
 
@@ -44,11 +44,20 @@ class StepCall:
 
 
 async def bind(
-    name: str, label: str, step: StepSpec, generator: BaseGenerator, scope: Scope, fallback: int = 0
+    name: str,
+    label: str,
+    step: StepSpec,
+    generator: BaseGenerator,
+    scope: Scope,
+    fallback: int = 0,
+    index: ResultIndex | None = None,
 ) -> StepCall:
-    """Resolve the step's references in `scope` and bind the result to `generator`."""
+    """Resolve the step's references in `scope` and bind the result to `generator`; with an `index`, the call
+    carries what the index says of its key (a plan's look-up, made here so the call is built once)."""
     raw = scope.resolve(step.inputs)
-    return await bind_raw(name, label, raw, step, generator, stand_in=scope.used_placeholder, fallback=fallback)
+    return await bind_raw(
+        name, label, raw, step, generator, stand_in=scope.used_placeholder, fallback=fallback, index=index
+    )
 
 
 async def bind_raw(
@@ -60,6 +69,7 @@ async def bind_raw(
     *,
     stand_in: bool = False,
     fallback: int = 0,
+    index: ResultIndex | None = None,
 ) -> StepCall:
     try:
         inputs = generator.parse_inputs(raw, where=label)
@@ -73,6 +83,7 @@ async def bind_raw(
             raise
         inputs = generator.get_input_schema().model_construct(**raw)
         payload = dict(raw)
+    key = None if stand_in else cache_key(generator, payload)
     return StepCall(
         step=name,
         label=label,
@@ -80,10 +91,11 @@ async def bind_raw(
         raw=raw,
         inputs=inputs,
         payload=payload,
-        key=None if stand_in else cache_key(generator, payload),
+        key=key,
         estimate=await generator.estimate_cost(inputs),
         options=step.task.overrides(),
         fallback=fallback,
+        lookup=await index.lookup(key) if index is not None and key is not None else NOT_INDEXED,
     )
 
 

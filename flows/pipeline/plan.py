@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -145,10 +144,7 @@ async def make_plan(
             for scope in scopes:
                 scope.used_placeholder = uncertain
         for scope, label in zip(scopes, labels, strict=True):
-            call = await bind(name, label, step, gen, scope)
-            if call.key is not None and not refresh:
-                call = dataclasses.replace(call, lookup=await index.lookup(call.key))
-            entry.calls.append(call)
+            entry.calls.append(await bind(name, label, step, gen, scope, index=None if refresh else index))
         counts[name] = len(scopes)
         found = [c.lookup.result for c in entry.calls]
         known = all(r is not None for r in found)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,11 @@ PLANNED_URL = "planned://not-yet-made"
 
 
 def placeholder_artifact(kind: str) -> dict[str, Any]:
+    return dict(_placeholder_template(kind))  # a copy: a caller may fill it in
+
+
+@functools.cache
+def _placeholder_template(kind: str) -> dict[str, Any]:
     cls = ARTIFACT_CLASSES[kind]
     data = {
         "kind": kind,
@@ -65,6 +71,7 @@ def artifact_kind(annotation: Any) -> tuple[str | None, bool]:
     return None, is_list
 
 
+@functools.cache  # a schema is a class, fixed once imported; a batch asks for the same few in every row
 def output_kinds(schema: type[BaseModel]) -> dict[str, tuple[str | None, bool]]:
     return {name: artifact_kind(f.annotation) for name, f in schema.model_fields.items()}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from decimal import Decimal
@@ -177,6 +178,8 @@ _EXPR = re.compile(r"^(?P<path>[A-Za-z_][\w.\-\[\]]*)\s*(?:(?P<op>[+\-*])\s*(?P<
 class Ref(BaseModel):
     """A parsed `${root.path…}` reference, with an optional `+ n`, `- n` or `* n`."""
 
+    model_config = ConfigDict(frozen=True)  # shared by every caller of the memoised `parse_ref`
+
     root: str  # params | steps | item | index
     path: list[str | int]
     op: str | None = None
@@ -188,7 +191,10 @@ class Ref(BaseModel):
         return str(self.path[0]) if self.root == "steps" and self.path else None
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_ref(expr: str) -> Ref:
+    """The reference in `${expr}`. Memoised: a batch resolves the same few references in every row, and a
+    `Ref` is never changed once made (callers copy its path before they slice it)."""
     match = _EXPR.match(expr.strip())
     if not match:
         raise ValueError(

@@ -31,9 +31,21 @@ class LocalStore(ArtifactStore):
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         self.root_url = self.root.as_uri()
+        self._folders: dict[str, Path] = {}  # a key's folder ("results") → its resolved path
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
+        # Resolving every component costs one lstat each; a plan of a big batch looks up thousands of keys in
+        # the same few folders. So a folder is resolved once, and then only the file's own name is checked.
+        folder, _, name = key.rpartition("/")
+        parent = self._folders.get(folder)
+        if parent is None:
+            parent = self._folders[folder] = self._inside(key, (self.root / folder).resolve())
+        path = parent / name
+        if name in ("", ".", "..") or path.is_symlink():
+            return self._inside(key, path.resolve())
+        return path
+
+    def _inside(self, key: str, path: Path) -> Path:
         if not path.is_relative_to(self.root):
             raise StorageError(f"Key {key!r} points outside the store at {self.root}.")
         return path
