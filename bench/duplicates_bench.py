@@ -32,21 +32,25 @@ MODES = ("file locks", "redis")
 def shared_services(tmp: Path) -> Iterator[tuple[str, str, str]]:
     """A Prefect server, an S3 API with the bucket, a Redis: (API URL, S3 endpoint, Redis URL)."""
     import boto3
-    from moto.server import ThreadedMotoServer
+    import httpx
 
     from deployments.local_redis import LocalRedis
-    from deployments.local_server import PrefectServer
+    from deployments.local_server import PrefectServer, free_port, stop_process, wait_until
 
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(key, "testing")  # moto accepts any; the machines inherit them
+    port = free_port()
+    with open(tmp / "moto.log", "wb") as log:  # its request lines (and its own errors) out of the report
+        moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
     try:
+        wait_until(lambda: httpx.get(f"{endpoint}/moto-api/", timeout=2).status_code == 200, 60, "moto S3 server")
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
         with LocalRedis() as locks, PrefectServer(tmp / "prefect-home") as server:
             yield server.api_url, endpoint, locks.url
     finally:
-        moto.stop()
+        stop_process(moto)
 
 
 def machine_env(tmp: Path, name: str, api_url: str, store: str, endpoint: str, locks: str | None) -> dict[str, str]:
@@ -57,8 +61,6 @@ def machine_env(tmp: Path, name: str, api_url: str, store: str, endpoint: str, l
         PREFECT_RESULTS_LOCAL_STORAGE_PATH=str(tmp / name / "data" / "prefect-results"),
         BOARDFLOW_STORE=store,
         BOARDFLOW_S3_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID=env.get("AWS_ACCESS_KEY_ID", "testing"),
-        AWS_SECRET_ACCESS_KEY=env.get("AWS_SECRET_ACCESS_KEY", "testing"),
         AWS_DEFAULT_REGION="us-east-1",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         DO_NOT_TRACK="1",
@@ -76,7 +78,7 @@ def run_pair(tmp: Path, api_url: str, endpoint: str, locks: str | None, resoluti
         redis.Redis.from_url(locks).flushdb()
     store = f"s3://{BUCKET}/{tmp.name}"
     boardflow = str(Path(sys.executable).with_name("boardflow"))
-    args = [boardflow, "run", "storyboard", "-p", f"resolution={resolution}", "-p", "fps=12", "--json"]
+    args = [boardflow, "run", "storyboard", "-p", f"resolution={resolution}", "-p", "fps=24", "--json"]
     started = time.perf_counter()
     procs = {
         name: subprocess.Popen(
@@ -117,7 +119,7 @@ def main(rounds: int, resolution: str) -> int:
                     result = run_pair(folder, api_url, endpoint, locks if mode == "redis" else None, resolution)
                     results[mode].append(result)
                     print(f"round {n + 1}, {mode}: {json.dumps(result)}", flush=True)
-    print(f"\nstoryboard at {resolution}, 12 fps; two machines (own data folders) on one S3 store, started together")
+    print(f"\nstoryboard at {resolution}, 24 fps; two machines (own data folders) on one S3 store, started together")
     for mode in MODES:
         for r in results[mode]:
             print(
