@@ -6,6 +6,7 @@ import os
 import sys
 import tomllib
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.markup import escape
@@ -43,7 +44,7 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 from generators.errors import BoardflowError  # noqa: E402
 
 from . import batch, inspect, ops, run  # noqa: E402
-from .common import err_console, fail  # noqa: E402
+from .common import err_console, fail, server_failure  # noqa: E402
 
 app = typer.Typer(
     help="boardflow: generative-media pipelines on Prefect 3.",
@@ -75,13 +76,23 @@ def main() -> None:
     try:
         app()
     except BoardflowError as exc:
-        fail(exc)
+        _exit_with(exc)
     except Exception as exc:  # a bug or an unexpected outside failure: one line, the traceback on request
         if os.environ.get("BOARDFLOW_DEBUG"):
             raise
+        if (told := server_failure(exc)) is not None:  # the Prefect server (or its database) failed mid-run
+            _exit_with(told)
         err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))[:500]}")
         err_console.print("[yellow]what to do:[/] run again with BOARDFLOW_DEBUG=1 for the traceback, and report it.")
         raise SystemExit(1) from None
+
+
+def _exit_with(exc: BoardflowError) -> NoReturn:
+    """`fail` outside the app: its typer.Exit would not be caught by click here, so exit ourselves."""
+    try:
+        fail(exc)
+    except typer.Exit as stop:
+        raise SystemExit(stop.exit_code) from None
 
 
 if __name__ == "__main__":

@@ -90,6 +90,66 @@ def require_api() -> None:
             hint="Start one with `boardflow server` (it prints the URL to export), or `unset PREFECT_API_URL` to "
             "let boardflow run on a temporary server of its own.",
         )
+    # /health answers without the database; /ready asks it (Prefect's readiness check: 503 when it is down).
+    try:
+        ready = httpx.get(f"{url.rstrip('/')}/ready", timeout=10.0)
+    except httpx.HTTPError:
+        return  # an older or proxied server without /ready: /health was enough
+    if ready.status_code == 503:
+        raise ConfigurationError(
+            f"The Prefect server at {url} (PREFECT_API_URL) answers, but its database does not ({_message_of(ready)}).",
+            hint="Start the server's database (PostgreSQL: the one `boardflow server --database` or "
+            "PREFECT_API_DATABASE_CONNECTION_URL names), then run again: finished steps come from the cache.",
+        )
+
+
+def server_failure(exc: BaseException) -> ConfigurationError | None:
+    """What to tell the user when the Prefect server failed a call mid-run (a 5xx, or it went away); None for any
+    other error. A 5xx is told apart by asking /ready whether the server's database answers."""
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url or not isinstance(exc, httpx.HTTPError):
+        return None
+    base = url.rstrip("/")
+    try:
+        where = str(exc.request.url)
+    except RuntimeError:  # an error raised without its request
+        where = base
+    if not where.startswith(base):
+        return None
+    call = f"{exc.request.method} {where.removeprefix(base)}"
+    again = "then run the same command again: the steps that finished come from the cache."
+    if isinstance(exc, httpx.HTTPStatusError):
+        if exc.response.status_code < 500:
+            return None
+        try:
+            ready = httpx.get(f"{base}/ready", timeout=10.0)
+        except httpx.HTTPError:
+            ready = None
+        if ready is not None and ready.status_code == 503:
+            return ConfigurationError(
+                f"The Prefect server at {url} lost its database mid-run ({_message_of(ready)}); it answered "
+                f"{exc.response.status_code} to {call}.",
+                hint="Start the server's database again (PostgreSQL: the one `boardflow server --database` or "
+                f"PREFECT_API_DATABASE_CONNECTION_URL names), {again}",
+            )
+        return ConfigurationError(
+            f"The Prefect server at {url} failed mid-run: it answered {exc.response.status_code} to {call}.",
+            hint=f"Read the server's log for the cause; once it answers again, {again}",
+        )
+    return ConfigurationError(
+        f"The Prefect server at {url} stopped answering mid-run ({type(exc).__name__} on {call}).",
+        hint=f"Start it again (`boardflow server`), {again}",
+    )
+
+
+def _message_of(response) -> str:
+    try:
+        return str(response.json().get("message") or response.text)
+    except ValueError:
+        return response.text[:200]
 
 
 @contextmanager

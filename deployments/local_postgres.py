@@ -58,9 +58,15 @@ class LocalPostgres:
             shutil.chown(pwfile, "postgres")
         self._run(str(self.bindir / "initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}",
                   "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync")  # fmt: skip
+        self._launch()
+        self._run(str(self.bindir / "createdb"), "-h", str(self.folder), "-p", str(self.port), "-U", USER,
+                  self.database)  # fmt: skip
+        return self
+
+    def _launch(self) -> None:
         self.proc = subprocess.Popen(
-            [*self.as_user, str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k",
-             str(self.folder), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+            [*self.as_user, str(self.bindir / "postgres"), "-D", str(self.folder / "data"), "-p", str(self.port),
+             "-k", str(self.folder), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         ready = [str(self.bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)]
@@ -70,14 +76,18 @@ class LocalPostgres:
                 self.stop()
                 raise RuntimeError("PostgreSQL did not start")
             time.sleep(0.1)
-        self._run(str(self.bindir / "createdb"), "-h", str(self.folder), "-p", str(self.port), "-U", USER,
-                  self.database)  # fmt: skip
-        return self
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop the server but keep its data, as an outage would; `resume()` starts it again on the same port."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()  # "smart" shutdown would wait for clients; SIGTERM is PostgreSQL's "fast"
             self.proc.wait(30)
+
+    def resume(self) -> None:
+        self._launch()
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> LocalPostgres:

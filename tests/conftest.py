@@ -144,37 +144,14 @@ def s3_bucket(s3_endpoint, request):
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory) -> Iterator[str]:
+def redis_server() -> Iterator[str]:
     """A real Redis 7 on 127.0.0.1 (Debian's redis-server, which `make test` installs); yields its URL."""
-    import shutil
-    import subprocess
-    import time
+    from deployments.local_redis import LocalRedis, redis_executable
 
-    import redis
-
-    exe = shutil.which("redis-server")
-    if exe is None:
+    if redis_executable() is None:
         pytest.skip("redis-server is not installed (`make test` installs it with apt-get when run as root)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    folder = tmp_path_factory.mktemp("redis")
-    args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    client = redis.Redis(host="127.0.0.1", port=port)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(10)
+    with LocalRedis() as server:
+        yield server.url
 
 
 @pytest.fixture

@@ -55,12 +55,16 @@ NOT_HERE = {
         "serves on every interface of a shared machine; tests/deployments/test_local_server.py checks what "
         "a wildcard host tells the UI"
     ),
-    r"export PREFECT_API_URL=http://studio-server:4200/api": "needs a server on another machine (studio-server)",
-    r"export (BOARDFLOW_STORE|BOARDFLOW_S3_ENDPOINT_URL|AWS_ACCESS_KEY_ID|BOARDFLOW_DATA_DIR)=.*": (
-        "settings for machines with a shared S3 store: tests/deployments/test_scale_out.py runs two workers on one"
+    r"export PREFECT_API_URL=http://studio-server:4200/api": (
+        "needs a server on another machine (studio-server): tests/deployments/test_machines.py points two "
+        "machines' workers at one server by its API URL"
+    ),
+    r"export (BOARDFLOW_STORE|BOARDFLOW_S3_ENDPOINT_URL|AWS_ACCESS_KEY_ID|BOARDFLOW_DATA_DIR|BOARDFLOW_LOCKS)=.*": (
+        "settings for machines with a shared S3 store and Redis: tests/deployments/test_machines.py gives two "
+        "workers their own BOARDFLOW_DATA_DIR, one S3 store and one Redis"
     ),
     r'prefect worker start --pool boardflow --name "\$\(hostname\)" --limit 2': (
-        "a worker of several machines: tests/deployments/test_scale_out.py runs two"
+        "a worker of several machines: tests/deployments/test_machines.py runs two, each with its own data folder"
     ),
     r"boardflow batch slideshow \S+ --on-workers --concurrency 4": (
         "spreads rows over the workers of several machines (studio-server): "

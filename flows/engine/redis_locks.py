@@ -105,7 +105,18 @@ class RedisLeaseLockManager(LockManager):
         value = held[0] if held is not None and _holder_of(held[0]) == holder else self._value_if_held(key, holder)
         if value is None:
             raise ValueError(f"Cannot release lock {key!r}: it is not held by {holder!r}.")
-        if not self._call(self._release, keys=[_redis_key(key)], args=[value]):
+        try:
+            released = self._release(keys=[_redis_key(key)], args=[value])
+        except redis.RedisError as exc:
+            # The step's work is done and saved; failing it now would throw that away. Unrenewed, the lease
+            # lapses by itself, and whoever waits for it then finds the result in the cache.
+            log.warning(
+                "could not release the lock on %s: Redis at %s (BOARDFLOW_LOCKS) does not answer (%s); it lapses by "
+                "itself within %g s",
+                key, self.url, exc, self.lease_ms / 1000,
+            )  # fmt: skip
+            return
+        if not released:
             log.warning("the lease on %s had lapsed before its release: another process may have run it too", key)
 
     def _value_if_held(self, key: str, holder: str) -> str | None:
@@ -116,7 +127,17 @@ class RedisLeaseLockManager(LockManager):
         return bool(self._call(self._client.exists, _redis_key(key)))
 
     def is_lock_holder(self, key: str, holder: str) -> bool:
-        value = self._call(self._client.get, _redis_key(key))
+        try:
+            value = self._client.get(_redis_key(key))
+        except redis.RedisError as exc:
+            with self._mutex:
+                held = self._held.get(key)
+            if held is None or _holder_of(held[0]) != holder:
+                raise self._unreachable(exc) from None
+            # Prefect asks before it saves the result of a step this process locked: the work is done, so save it
+            # rather than fail the step. The lease was ours and lapses by itself if Redis kept it.
+            log.warning("Redis at %s (BOARDFLOW_LOCKS) does not answer (%s); %s was locked here", self.url, exc, key)
+            return True
         return value is not None and _holder_of(value.decode()) == holder
 
     def wait_for_lock(self, key: str, timeout: float | None = None) -> bool:
@@ -201,11 +222,14 @@ class RedisLeaseLockManager(LockManager):
         try:
             return fn(*args, **kwargs)
         except redis.RedisError as exc:
-            raise ConfigurationError(
-                f"Redis at {self.url} (BOARDFLOW_LOCKS) does not answer: {type(exc).__name__}: {exc}",
-                hint="Start Redis there (e.g. `redis-server --port 6379`), or unset BOARDFLOW_LOCKS to use this "
-                "machine's file locks. A re-run after it is back takes every finished step from the cache.",
-            ) from None
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: redis.RedisError) -> ConfigurationError:
+        return ConfigurationError(
+            f"Redis at {self.url} (BOARDFLOW_LOCKS) does not answer: {type(exc).__name__}: {exc}",
+            hint="Start Redis there (e.g. `redis-server --port 6379`), or unset BOARDFLOW_LOCKS to use this "
+            "machine's file locks. A re-run after it is back takes every finished step from the cache.",
+        )
 
 
 def _redis_key(key: str) -> str:

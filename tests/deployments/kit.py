@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import boto3
+import httpx
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import WorkerStatus
 from prefect.exceptions import ObjectNotFound
 
-from deployments.local_server import PrefectServer, prefect_executable
+from deployments.local_server import PrefectServer, free_port, prefect_executable, wait_until
 from deployments.serve import deployment_specs
 
 T = TypeVar("T")
@@ -51,3 +54,13 @@ async def deployment_or_none(client: PrefectClient, name: str) -> Any:
         return await client.read_deployment_by_name(name)
     except ObjectNotFound:
         return None
+
+
+def start_moto(server: PrefectServer, bucket: str) -> str:
+    """An S3 API (moto's server) as a subprocess on 127.0.0.1, stopped with the server, with `bucket` in it."""
+    port = free_port()
+    server.spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], "moto.log")
+    endpoint = f"http://127.0.0.1:{port}"
+    wait_until(lambda: httpx.get(f"{endpoint}/moto-api/", timeout=2).status_code == 200, 60, "moto S3 server")
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+    return endpoint

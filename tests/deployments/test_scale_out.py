@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import boto3
-import httpx
 import pytest
 from prefect.client.schemas.objects import FlowRun
 
 from deployments.fanout import DEPLOYMENT, run_result, submit_rows, wait_for_runs
-from deployments.local_server import PrefectServer, free_port, prefect_executable, stop_process, wait_until
+from deployments.local_server import PrefectServer, prefect_executable, stop_process, wait_until
 from generators.media import probe
-from tests.deployments.kit import POOL, on, online_workers
+from tests.deployments.kit import POOL, on, online_workers, start_moto
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +30,6 @@ ROWS = [
         ("a storm over a dark sea", "tense", "zoom-in"),
     ]
 ]  # fmt: skip
-
-
-def start_moto(server) -> str:
-    """An S3 API (moto's server) as a subprocess on 127.0.0.1, with the shared bucket in it."""
-    port = free_port()
-    server.spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], "moto.log")
-    endpoint = f"http://127.0.0.1:{port}"
-    wait_until(lambda: httpx.get(f"{endpoint}/moto-api/", timeout=2).status_code == 200, 60, "moto S3 server")
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
-    return endpoint
 
 
 def start_worker(server, name: str, endpoint: str, data_dir):
@@ -72,7 +60,7 @@ def run_rows(server: PrefectServer, rows: list[dict], tag: str) -> list[FlowRun]
 
 def test_two_workers_share_rows_store_and_cache(deployed: PrefectServer, tmp_path, monkeypatch):
     server = deployed
-    endpoint = start_moto(server)
+    endpoint = start_moto(server, BUCKET)
     monkeypatch.setenv("BOARDFLOW_S3_ENDPOINT_URL", endpoint)  # the runs' results are read from the bucket
     shared_data = tmp_path / "shared-data"  # Prefect's cache records and locks: one folder both workers see
     workers = {name: start_worker(server, name, endpoint, shared_data) for name in WORKERS}

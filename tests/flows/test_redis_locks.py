@@ -137,6 +137,26 @@ def test_boardflow_locks_selects_redis_and_a_redis_that_is_down_is_named(redis_u
         lock_manager()
 
 
+def test_a_step_holding_its_lock_when_redis_goes_away_keeps_its_work_and_the_next_lock_is_refused_naming_it():
+    from deployments.local_redis import LocalRedis
+
+    with LocalRedis() as server:
+        mine = RedisLeaseLockManager(server.url, lease_seconds=1)
+        mine.acquire_lock("k", holder="one")
+        server.stop()
+        # Prefect asks before it saves the step's result, then releases: neither may fail the finished step.
+        assert mine.is_lock_holder("k", "one")
+        mine.release_lock("k", holder="one")
+        with pytest.raises(ConfigurationError) as caught:
+            mine.is_lock_holder("k", "two")
+        assert f"Redis at {server.url} (BOARDFLOW_LOCKS) does not answer" in str(caught.value)
+        with pytest.raises(ConfigurationError, match="does not answer"):
+            mine.acquire_lock("next", holder="one", acquire_timeout=1)
+        server.start()
+        assert mine.acquire_lock("next", holder="one", acquire_timeout=1)
+        mine.release_lock("next", holder="one")
+
+
 ONE_STEP = """\
 name: shared-note
 steps:
