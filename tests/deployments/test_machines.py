@@ -138,7 +138,11 @@ def studio(tmp_path_factory) -> Iterator[Studio]:
             for name in MACHINES:
                 studio.start_worker(name)
             wait_until(lambda: on(server, lambda c: online_workers(c, POOL)) >= set(MACHINES), 90, "both workers")
-            yield studio
+            with (
+                pytest.MonkeyPatch.context() as env
+            ):  # the runs' results are read from the bucket, as any machine would
+                env.setenv("BOARDFLOW_S3_ENDPOINT_URL", studio.s3_endpoint)
+                yield studio
 
 
 def submit(studio: Studio, pipeline: str, rows: list[dict[str, Any]], tag: str) -> list[FlowRun]:
@@ -182,6 +186,12 @@ def index_keys(studio: Studio) -> set[str]:
     return {obj["Key"] for page in pages for obj in page.get("Contents", [])}
 
 
+def prefect_records(studio: Studio) -> list[str]:
+    s3 = boto3.client("s3", endpoint_url=studio.s3_endpoint)
+    found = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/prefect-results/")
+    return [obj["Key"] for obj in found.get("Contents", [])]
+
+
 def test_a_batch_over_two_machines_makes_every_step_once_and_either_machine_reuses_it(studio: Studio):
     before = index_keys(studio)
     first = submit(studio, "slideshow", ROWS, "spread")
@@ -196,8 +206,9 @@ def test_a_batch_over_two_machines_makes_every_step_once_and_either_machine_reus
             made[rec["step"]] = made.get(rec["step"], 0) + (not rec["cached"])
     assert made == UNIQUE_STEPS, f"steps made (not cached) across both machines: {made}"
     assert len(index_keys(studio) - before) == sum(UNIQUE_STEPS.values())
-    for name in MACHINES:  # each machine kept its own Prefect records: nothing but the store was shared
-        assert (studio.tmp / name / "data" / "prefect-results").is_dir(), name
+    for name in MACHINES:  # Prefect's own records went to the shared store too, none to a machine's data folder
+        assert not (studio.tmp / name / "data" / "prefect-results").exists(), name
+    assert prefect_records(studio), "no Prefect result records in the bucket"
 
     # Each row again, pinned to the machine that did not run it: wholly cached, whoever made what.
     other = {MACHINES[0]: MACHINES[1], MACHINES[1]: MACHINES[0]}
