@@ -141,7 +141,11 @@ class PipelineSpec(BaseModel):
         )
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
-        """Defaults plus given values, type-checked; unknown or missing parameters are errors."""
+        """Defaults plus given values, type-checked; unknown or missing parameters are errors.
+
+        A None counts as not given, so resolved parameters (an optional one left out is None) resolve to
+        themselves: a batch row planned here runs the same on a worker that resolves them again.
+        """
         unknown = sorted(set(given) - set(self.params))
         if unknown:
             close = [f"{m[0]!r} for {u!r}" for u in unknown if (m := difflib.get_close_matches(u, self.params, n=1))]
@@ -152,7 +156,7 @@ class PipelineSpec(BaseModel):
             )
         values: dict[str, Any] = {}
         for name, spec in self.params.items():
-            if name in given:
+            if given.get(name) is not None:
                 values[name] = spec.check(name, given[name])
             elif spec.default is not None:
                 values[name] = spec.default

@@ -1,8 +1,8 @@
 """Two "machines" on Prefect's distributed parts: workers with their own data folders, one Prefect server on
 PostgreSQL, Redis cache locks (BOARDFLOW_LOCKS), one S3 store. Every server is real and on loopback.
 
-A machine here is a worker with its own BOARDFLOW_DATA_DIR and PREFECT_HOME (so its own Prefect cache
-records, results and file locks); what they share is only what separate machines would: the server,
+A machine here is a worker with its own BOARDFLOW_DATA_DIR and PREFECT_HOME (so its own file locks and local
+state); what they share is only what separate machines would: the server,
 Redis and the S3 store. Each worker polls the pool's default queue and a queue of its own, so a run can be
 pinned to one machine. Executions are counted from the runs' cost records, the store's result index and
 the counting test generator, never from timing.
@@ -25,6 +25,7 @@ from typing import Any
 
 import boto3
 import httpx
+import pandas as pd
 import pytest
 import redis
 from prefect.client.schemas.objects import FlowRun
@@ -32,7 +33,7 @@ from prefect.deployments import arun_deployment
 
 from deployments.database import ENV as DATABASE_ENV
 from deployments.database import check_postgres, database_url
-from deployments.fanout import DEPLOYMENT, run_result, submit_rows, wait_for_runs
+from deployments.fanout import DEPLOYMENT, read_runs, run_result, wait_for_runs
 from deployments.local_postgres import LocalPostgres, postgres_bindir
 from deployments.local_redis import LocalRedis, redis_executable
 from deployments.local_server import PrefectServer, free_port, prefect_executable, wait_until
@@ -146,9 +147,17 @@ def studio(tmp_path_factory) -> Iterator[Studio]:
 
 
 def submit(studio: Studio, pipeline: str, rows: list[dict[str, Any]], tag: str) -> list[FlowRun]:
-    """Rows as runs of the pipeline deployment, spread over whichever workers take them; waits for them all."""
-    ids = on(studio.server, lambda c: submit_rows(DEPLOYMENT, pipeline, rows, tags=[tag], client=c))
-    return finished(studio, ids)
+    """The rows as `boardflow batch --on-workers` from a third machine: each row a run of the pipeline deployment,
+    spread over whichever workers take them; the batch's results table says which run was which row."""
+    rows_csv, results = studio.tmp / f"{tag}-rows.csv", studio.tmp / f"{tag}-results"
+    pd.DataFrame(rows).to_csv(rows_csv, index=False)
+    done = boardflow(studio, "batch", pipeline, str(rows_csv), "--on-workers", "--concurrency", "4",
+                     "--out", str(results), timeout=300)  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:] + studio.logs()
+    table = pd.read_csv(results.with_suffix(".csv")).sort_values("row")
+    assert list(table["status"]) == ["completed"] * len(rows), table.to_string()
+    ids = [uuid.UUID(run_id) for run_id in table["flow_run_id"]]
+    return on(studio.server, lambda c: read_runs(ids, client=c))
 
 
 def pin(studio: Studio, pipeline: str, row: dict[str, Any], machine: str, name: str) -> uuid.UUID:

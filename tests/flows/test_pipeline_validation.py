@@ -85,6 +85,18 @@ def test_parameters_are_type_checked_and_unknown_ones_refused():
     assert "mood" in caught.value.hint
 
 
+def test_resolved_parameters_resolve_to_themselves():
+    # A batch row's parameters are resolved when it is planned and again by the `pipeline` deployment run that
+    # a worker starts for it (batch --on-workers): an optional parameter left out (None) failed the second time
+    # with "Parameter 'caption' must be a string, got NoneType None".
+    spec = PipelineSpec.resolve("slideshow")
+    once = spec.resolve_params({"prompt": "a lighthouse", "mood": "calm"})
+    assert once["caption"] is None
+    assert spec.resolve_params(once) == once
+    with pytest.raises(InputError, match="'prompt' is required"):
+        spec.resolve_params({**once, "prompt": None})
+
+
 async def test_the_plan_counts_fan_out_runs_and_prices_each_step(registry, data_store):
     registry.register(Echo("test/paid", estimate="0.25"))
     spec = PipelineSpec.parse(
