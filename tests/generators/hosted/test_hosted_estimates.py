@@ -118,6 +118,8 @@ CASES = [
     ("fal/chatterbox-hd", {"text": "a" * 2500}, "0.10"),  # $0.04 per 1,000 characters
     # Read on fal's own pages on 2026-12-04 (catalogue3).
     ("fal/elevenlabs-scribe", {"audio_url": AUDIO_90S}, "0.045"),  # 1.5 min x $0.03
+    ("fal/fashn-tryon", {"model_image": IMAGE_1000x800, "garment_image": IMAGE_1000x800}, "0.075"),
+    ("fal/fashn-tryon", {"model_image": IMAGE_1000x800, "garment_image": IMAGE_1000x800, "num_samples": 2}, "0.15"),
     # LatentSync: $0.2 up to 40 s of output, then $0.005 per second; the output is as long as the longer input.
     ("fal/latentsync", {"video_url": VIDEO_30S, "audio_url": AUDIO_45S}, "0.225"),  # 45 s x $0.005
     ("fal/latentsync", {"video_url": VIDEO_30S, "audio_url": AUDIO_45S.model_copy(update={"duration": 12.0})}, "0.20"),
