@@ -120,6 +120,13 @@ CASES = [
     ("fal/elevenlabs-scribe", {"audio_url": AUDIO_90S}, "0.045"),  # 1.5 min x $0.03
     ("fal/fashn-tryon", {"model_image": IMAGE_1000x800, "garment_image": IMAGE_1000x800}, "0.075"),
     ("fal/fashn-tryon", {"model_image": IMAGE_1000x800, "garment_image": IMAGE_1000x800, "num_samples": 2}, "0.15"),
+    ("fal/cassette-music", {"prompt": "x", "duration": 90}, "0.03"),  # 1.5 output minutes x $0.02
+    ("fal/stable-avatar", {"prompt": "x", "image_url": IMAGE_1000x800, "audio_url": AUDIO_45S}, "4.5"),  # 45 s x $0.10
+    (
+        "fal/stable-avatar",
+        {"prompt": "x", "image_url": IMAGE_1000x800, "audio_url": AUDIO_45S.model_copy(update={"duration": 2.0})},
+        "0.40",
+    ),  # at least 4 seconds
     # LatentSync: $0.2 up to 40 s of output, then $0.005 per second; the output is as long as the longer input.
     ("fal/latentsync", {"video_url": VIDEO_30S, "audio_url": AUDIO_45S}, "0.225"),  # 45 s x $0.005
     ("fal/latentsync", {"video_url": VIDEO_30S, "audio_url": AUDIO_45S.model_copy(update={"duration": 12.0})}, "0.20"),
