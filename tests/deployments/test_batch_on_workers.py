@@ -17,8 +17,8 @@ import boto3
 import pytest
 
 from deployments.local_server import PrefectServer, prefect_executable, stop_process, wait_until
-from tests.deployments.kit import POOL, ROOT, on, online_workers
-from tests.deployments.test_scale_out import BUCKET, PREFIX, start_moto
+from tests.deployments.kit import POOL, ROOT, on, online_workers, start_moto
+from tests.deployments.test_scale_out import BUCKET, PREFIX
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def test_a_batch_on_two_workers_writes_the_results_table_and_reruns_only_failed(
     deployed: PrefectServer, tmp_path, caller, redis_url
 ):
     server = deployed
-    endpoint = start_moto(server)
+    endpoint = start_moto(server, BUCKET)
     workers = {name: start_worker(server, name, endpoint, tmp_path / name, redis_url) for name in WORKERS}
     try:
         wait_until(lambda: on(server, lambda c: online_workers(c, POOL)) >= set(WORKERS), 90, "both workers online")
