@@ -17,10 +17,6 @@ from ..providers.kie import KieClient
 from ._base import HostedGenerator, JobRecord, output_for
 
 
-class _KieRecord(JobRecord):
-    pass
-
-
 class KieGenerator(HostedGenerator):
     client_class = KieClient
 
@@ -53,7 +49,7 @@ class KieGenerator(HostedGenerator):
         return output_for(self.artifact_type, [artifact])
 
     async def _rejoin(self, kie: KieClient, context: GeneratorContext) -> str | None:
-        record = await self.previous_record(context, _KieRecord)
+        record = await self.previous_record(context, JobRecord)
         if record is None or record.job_id is None:
             return None
         try:

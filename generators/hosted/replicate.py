@@ -44,10 +44,6 @@ def text_of(output: Any, field: str, model: str) -> str:
     return output[field]
 
 
-class _ReplicateRecord(JobRecord):
-    pass
-
-
 class ReplicateGenerator(HostedGenerator):
     client_class = ReplicateClient
 
@@ -110,7 +106,7 @@ class ReplicateGenerator(HostedGenerator):
         return None
 
     async def _rejoin(self, replicate: ReplicateClient, context: GeneratorContext) -> Prediction | None:
-        record = await self.previous_record(context, _ReplicateRecord)
+        record = await self.previous_record(context, JobRecord)
         if record is None or record.job_id is None:
             return None
         try:
